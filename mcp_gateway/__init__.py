@@ -1,0 +1,1 @@
+"""The resource server in front of MCP apps (the /mcp endpoint)."""

@@ -1,0 +1,8 @@
+"""Django app configuration for the MCP gateway."""
+
+from django.apps import AppConfig
+
+
+class McpGatewayConfig(AppConfig):
+    name = "mcp_gateway"
+    verbose_name = "MCP gateway"

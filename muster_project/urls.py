@@ -1,0 +1,40 @@
+"""URL map: muster's slash-less paths, never redirected; DOT's views under its one namespace."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from oauth_server.views.authorize import ConsentView
+from oauth_server.views.health import health
+from oauth_server.views.login import LoginView
+from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
+from oauth_server.views.token import TokenView
+from oauth2_provider import views as dot_views
+
+# DOT reverses "oauth2_provider:<name>" for its metadata, so every DOT view sits in this one namespace.
+oauth2_provider_patterns = (
+    [
+        path(".well-known/oauth-authorization-server", ServerMetadataView.as_view(), name="oauth-server-metadata"),
+        path(".well-known/openid-configuration", ServerMetadataView.as_view(), name="openid-configuration"),
+        path(
+            ".well-known/oauth-protected-resource",
+            ProtectedResourceMetadataView.as_view(),
+            name="oauth-resource-metadata",
+        ),
+        path(
+            ".well-known/oauth-protected-resource/mcp",
+            ProtectedResourceMetadataView.as_view(),
+            name="oauth-resource-metadata-mcp",
+        ),
+        path("oauth/authorize", ConsentView.as_view(), name="authorize"),
+        path("oauth/token", TokenView.as_view(), name="token"),
+        path("oauth/revoke", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
+    ],
+    "oauth2_provider",
+)
+
+urlpatterns = [
+    path("", include(oauth2_provider_patterns)),
+    path("oauth/login", LoginView.as_view(), name="login"),
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,90 @@
+"""Admin: clients with how they were registered, and token families that an operator can revoke."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from oauth2_provider import admin as dot_admin
+
+from oauth_server.families import revoke_family
+from oauth_server.models import TokenFamily
+
+
+class ClientAdmin(dot_admin.ApplicationAdmin):
+    """DOT's application admin (secrets hashed, registration source read-only), with the columns we need."""
+
+    list_display = ("name", "client_id", "client_type", "registration_source", "redirect_uris", "created")
+    search_fields = ("name", "client_id")
+    ordering = ("-created",)
+
+
+class RefreshTokenAdmin(dot_admin.RefreshTokenAdmin):
+    """Individual refresh tokens, findable by family."""
+
+    list_display = ("pk", "user", "application", "token_family", "created", "revoked")
+    search_fields = ("=token_family",)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "active":
+            return queryset.filter(live_members__gt=0)
+        if self.value() == "revoked":
+            return queryset.filter(live_members=0)
+        return queryset
+
+
+@admin.register(TokenFamily)
+class TokenFamilyAdmin(admin.ModelAdmin):
+    """One row per family; revoking one stops its access tokens at once."""
+
+    list_display = ("token_family", "user", "application", "started", "last_rotation", "generations", "active")
+    list_filter = (
+        ("application", admin.RelatedOnlyFieldListFilter),
+        ("user", admin.RelatedOnlyFieldListFilter),
+        StatusFilter,
+    )
+    list_select_related = ("user", "application")
+    search_fields = ("=token_family", "user__username", "application__name", "=application__client_id")
+    actions = ("revoke_families",)
+    fields = ("token_family", "user", "application", "created", "revoked")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return TokenFamily.objects.heads().order_by("-last_rotation")
+
+    @admin.display(ordering="started")
+    def started(self, family: TokenFamily) -> Any:
+        return family.started
+
+    @admin.display(ordering="last_rotation", description="last rotation")
+    def last_rotation(self, family: TokenFamily) -> Any:
+        return family.last_rotation
+
+    @admin.display(ordering="generations")
+    def generations(self, family: TokenFamily) -> int:
+        return family.generations
+
+    @admin.display(boolean=True, ordering="live_members")
+    def active(self, family: TokenFamily) -> bool:
+        return family.live_members > 0
+
+    @admin.action(description="Revoke the selected token families", permissions=["change"])
+    def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> None:
+        families = {family.token_family for family in queryset}
+        for family in families:
+            revoke_family(family, reason="admin")
+        self.message_user(request, f"Revoked {len(families)} token families.", messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

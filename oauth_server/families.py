@@ -1,0 +1,26 @@
+"""Token families: one sign-in of one user in one client, followed through every rotation, revoked whole."""
+
+import logging
+from uuid import UUID
+
+from oauth2_provider.models import RefreshToken
+
+log = logging.getLogger("muster.families")
+
+
+def revoke_family(family: UUID | str, reason: str) -> None:
+    """Revoke every live refresh token of the family and delete its access tokens (a fixed number of queries)."""
+    RefreshToken.revoke_family(family)
+    log.info("token family %s revoked (%s)", family, reason)
+
+
+def revoke_user(user_id: int, reason: str) -> int:
+    """Revoke every family the user has; returns how many were live."""
+    families = set(
+        RefreshToken.objects.filter(user_id=user_id, revoked__isnull=True)
+        .exclude(token_family=None)
+        .values_list("token_family", flat=True)
+    )
+    for family in families:
+        revoke_family(family, reason)
+    return len(families)

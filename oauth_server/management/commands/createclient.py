@@ -1,0 +1,58 @@
+"""manage.py createclient: pre-register an OAuth client; prints its client_id (and secret, once)."""
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import Application
+
+from oauth_server.config import is_loopback_host
+
+
+class Command(BaseCommand):
+    help = "Register an OAuth client by hand (registration source: manual)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True, help="Name shown on the consent page.")
+        parser.add_argument(
+            "--redirect-uri", action="append", required=True, dest="redirect_uris",
+            help="A redirect URI (repeat for several). Loopback URIs match any port.",
+        )
+        kind = parser.add_mutually_exclusive_group()
+        kind.add_argument("--public", action="store_true", help="A public client (PKCE, no secret). The default.")
+        kind.add_argument("--confidential", action="store_true", help="A confidential client with a secret.")
+        parser.add_argument("--json", action="store_true", help="Print the result as one JSON object.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for uri in options["redirect_uris"]:
+            parts = urlsplit(uri)
+            if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+                raise CommandError(f"{uri}: http redirect URIs are allowed only on loopback; use https")
+        confidential = options["confidential"]
+        secret = generate_client_secret() if confidential else ""
+        client = Application(
+            name=options["name"],
+            client_type=Application.CLIENT_CONFIDENTIAL if confidential else Application.CLIENT_PUBLIC,
+            authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+            redirect_uris=" ".join(options["redirect_uris"]),
+            client_secret=secret,
+            registration_source=Application.REGISTRATION_SOURCE_MANUAL,
+        )
+        try:
+            client.full_clean(exclude=["client_secret"])
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        client.save()
+        result = {"client_id": client.client_id, "client_type": client.client_type, "name": client.name}
+        if confidential:
+            result["client_secret"] = secret
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"client_id: {client.client_id}")
+        if confidential:
+            self.stdout.write(f"client_secret: {secret}")
+            self.stdout.write("The secret is shown this once and stored hashed; keep it now.")

@@ -1,0 +1,49 @@
+"""The refresh race grace: a rotated refresh token presented again shortly after gets the same new pair.
+
+Real MCP clients retry and race their refreshes; without this, the retry looks like theft and the
+family dies. The rotated response is kept in the shared cache for the grace period, keyed by the old
+token's SHA-256 and encrypted (AES-256-GCM) under a key derived from the old token itself, so neither
+the database nor the cache ever holds a usable token in plaintext.
+"""
+
+import hashlib
+import json
+import os
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.core.cache import cache
+from oauth2_provider.models import RefreshToken
+
+
+def _cache_key(old_token: str) -> str:
+    return "refresh-grace:" + hashlib.sha256(old_token.encode()).hexdigest()
+
+
+def _cipher(old_token: str) -> AESGCM:
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"muster refresh grace v1")
+    return AESGCM(kdf.derive(old_token.encode()))
+
+
+def remember(old_token: str, client_id: str, response_body: bytes, seconds: int) -> None:
+    """Keep the rotated response for `seconds`, readable only by whoever holds the old token."""
+    if seconds <= 0:
+        return
+    nonce = os.urandom(12)
+    sealed = _cipher(old_token).encrypt(nonce, response_body, client_id.encode())
+    cache.set(_cache_key(old_token), {"client_id": client_id, "sealed": nonce + sealed}, timeout=seconds)
+
+
+def replay(old_token: str, client_id: str) -> bytes | None:
+    """The kept response, if this client rotated this token within the grace and the new pair still lives."""
+    entry = cache.get(_cache_key(old_token))
+    if not entry or entry["client_id"] != client_id:
+        return None
+    sealed: bytes = entry["sealed"]
+    body = _cipher(old_token).decrypt(sealed[:12], sealed[12:], client_id.encode())
+    new_refresh = json.loads(body)["refresh_token"]
+    checksum = hashlib.sha256(new_refresh.encode()).hexdigest()
+    if not RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=True).exists():
+        return None
+    return body

@@ -1,0 +1,111 @@
+"""Our oauthlib request validator: DOT's, plus audience pinning, scope policy, reuse detection and expiry."""
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+from oauth2_provider.models import Grant, RefreshToken
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request
+
+from oauth_server import code_reuse
+from oauth_server.families import revoke_family
+from oauth_server.request_rules import InvalidTargetError
+from oauth_server.resources import is_mcp_resource, mcp_resource
+
+
+def _checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class MusterValidator(OAuth2Validator):
+    """Every token is bound to the MCP resource; replays revoke; users must stay active."""
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        """RFC 6749 §3.3: unknown scopes are dropped rather than refused; none left → the default scopes."""
+        available = set(get_scopes_backend().get_available_scopes(application=client, request=request))
+        kept = [scope for scope in scopes if scope in available]
+        request.scopes = kept or list(self.get_default_scopes(client_id, request))
+        return True
+
+    def _create_authorization_code(
+        self, request: Request, code: dict[str, str], expires: Any = None
+    ) -> Grant:
+        request.resource = [mcp_resource()]  # every requested value was checked to be this one
+        return super()._create_authorization_code(request, code, expires)
+
+    def _check_and_set_request_resource(self, request: Request) -> None:
+        """At /token: whatever was asked, and whatever the code or refresh token carries, is the MCP resource."""
+        asked = [value for key, value in (request.decoded_body or []) if key == "resource"]
+        if request.grant_type == "authorization_code":
+            bound = (
+                Grant.objects.filter(code=request.code, application=request.client)
+                .values_list("resource", flat=True)
+                .first()
+            )
+        else:
+            bound = getattr(request.refresh_token_instance, "resource", None)
+        if not all(is_mcp_resource(value) for value in [*asked, *(bound or [])]):
+            raise InvalidTargetError(request=request)
+        request.resource = [mcp_resource()]
+
+    def validate_code(
+        self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        if super().validate_code(client_id, code, client, request, *args, **kwargs):
+            return request.user.is_active
+        family = code_reuse.family_issued_by(code)
+        if family:
+            revoke_family(family, reason="authorization-code-reuse")
+        return False
+
+    def _create_refresh_token(
+        self, request: Request, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
+    ) -> RefreshToken:
+        refresh_token = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        if request.grant_type == "authorization_code":
+            code_reuse.remember_exchange(request.code, str(refresh_token.token_family))
+        return refresh_token
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        """A rotated token presented again revokes its family; a token lives `sessionDuration` from its issue."""
+        token = (
+            RefreshToken.objects.filter(token_checksum=_checksum(refresh_token))
+            .select_related("user")
+            .order_by(F("revoked").desc(nulls_first=True))
+            .first()
+        )
+        if token is None:
+            return False
+        if token.revoked is not None:
+            if token.token_family:
+                revoke_family(token.token_family, reason="refresh-token-reuse")
+            return False
+        lifetime = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_EXPIRE_SECONDS)
+        if token.created + lifetime <= timezone.now() or not token.user.is_active:
+            return False
+        return super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: Request, *args: Any, **kwargs: Any
+    ) -> None:
+        """RFC 7009, scoped to the calling client; a refresh token takes its whole family with it."""
+        refresh = RefreshToken.objects.filter(
+            token_checksum=_checksum(token),
+            application_id=getattr(request.client, "pk", None),
+            revoked__isnull=True,
+        ).first()
+        if refresh is not None and refresh.token_family:
+            revoke_family(refresh.token_family, reason="revocation-endpoint")
+            return
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)

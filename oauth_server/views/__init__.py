@@ -1,0 +1,1 @@
+"""HTTP views of the authorization server, one module per endpoint family."""

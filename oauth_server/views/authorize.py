@@ -1,0 +1,65 @@
+"""GET/POST /oauth/authorize: validation before sign-in, the consent page, and `iss` on every answer."""
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.http import HttpResponse
+from oauth2_provider import views as dot_views
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
+from oauth2_provider.settings import oauth2_settings
+
+from oauth_server.config import is_loopback_host
+from oauth_server.errors import error_page
+
+
+def with_issuer(uri: str, issuer: str) -> str:
+    """RFC 9207: exactly one `iss` parameter on an authorization response, success or error."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
+
+
+def host_of(uri: str) -> str:
+    return urlsplit(uri).hostname or uri
+
+
+class ConsentView(dot_views.AuthorizationView):
+    """DOT's authorization view with muster's rules and a consent page that shows who is asking."""
+
+    template_name = "oauth_server/consent.html"
+    http_method_names = ["get", "post"]
+
+    def handle_no_permission(self) -> HttpResponse:
+        """A bad request fails at the first GET, before the user is sent to sign in."""
+        try:
+            self.validate_authorization_request(self.request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        return super().handle_no_permission()
+
+    def error_response(self, error: OAuthToolkitError, application: Any, **kwargs: Any) -> HttpResponse:
+        """Unknown client or redirect URI: a 400 here, never a redirect. Everything else goes to the client."""
+        oauthlib_error = error.oauthlib_error
+        if isinstance(error, FatalClientError) or not oauthlib_error.redirect_uri:
+            return error_page(
+                self.request, oauthlib_error.error, oauthlib_error.description, oauthlib_error.status_code
+            )
+        return super().error_response(error, application, **kwargs)
+
+    def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
+        return super().redirect(with_issuer(redirect_to, oauth2_settings.OIDC_ISS_ENDPOINT), application)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        """A consent form that was tampered with or is incomplete changes nothing."""
+        return error_page(self.request, "invalid_request", "The consent form is incomplete or was altered", 400)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        application = kwargs["application"]
+        registered = application.redirect_uris.split()
+        context.update(
+            client_host=host_of(application.client_id) if "://" in application.client_id else "",
+            redirect_host=host_of(kwargs["redirect_uri"]),
+            localhost_only=bool(registered) and all(is_loopback_host(host_of(uri)) for uri in registered),
+        )
+        return context

@@ -1,0 +1,76 @@
+"""POST /oauth/token: DOT's token endpoint, serialised per code or refresh token, with the race grace."""
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from oauth2_provider import views as dot_views
+from oauth2_provider.models import Application
+
+from oauth_server import refresh_grace
+from oauth_server.client_auth import claimed_client_id, conflicting_client_ids
+from oauth_server.errors import oauth_error
+from oauth_server.locks import LockTimeout, cache_lock
+
+GRANT_FAILED = "The authorization code or refresh token is invalid, expired or revoked."
+GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_token"}
+
+
+class TokenView(dot_views.TokenView):
+    """Grant failures say nothing about why; concurrent uses of one grant run one at a time."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if conflicting_client_ids(request):
+            return oauth_error(
+                "invalid_client", "client_id in the Authorization header does not match the form", 401
+            )
+        grant_type = request.POST.get("grant_type", "")
+        grant_secret = request.POST.get(GRANT_SECRET_FIELD.get(grant_type, ""), "")
+        if not grant_secret:
+            return self._without_grant_detail(super().post(request, *args, **kwargs))
+        try:
+            with cache_lock("grant:" + hashlib.sha256(grant_secret.encode()).hexdigest()):
+                if grant_type == "refresh_token":
+                    return self._refresh(request, grant_secret, *args, **kwargs)
+                return self._without_grant_detail(super().post(request, *args, **kwargs))
+        except LockTimeout:
+            return oauth_error(
+                "temporarily_unavailable", "Another request is using this grant; retry", 503, {"Retry-After": "1"}
+            )
+
+    def _refresh(self, request: HttpRequest, old_token: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        client_id = claimed_client_id(request) or ""
+        if self._may_replay(request, client_id) and (body := refresh_grace.replay(old_token, client_id)):
+            return self._token_response(body)
+        response = self._without_grant_detail(super().post(request, *args, **kwargs))
+        if response.status_code == 200:
+            refresh_grace.remember(old_token, client_id, response.content, settings.MUSTER_REFRESH_GRACE_SECONDS)
+        return response
+
+    def _may_replay(self, request: HttpRequest, client_id: str) -> bool:
+        """Public clients prove nothing beyond their id; confidential ones must authenticate first."""
+        client = Application.objects.filter(client_id=client_id).only("client_type").first()
+        if client is None:
+            return False
+        return client.client_type == Application.CLIENT_PUBLIC or self.authenticate_client(request)
+
+    @staticmethod
+    def _token_response(body: bytes) -> HttpResponse:
+        return HttpResponse(
+            body, content_type="application/json", headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
+
+    @staticmethod
+    def _without_grant_detail(response: HttpResponse) -> HttpResponse:
+        """`invalid_grant` carries one fixed description, so callers cannot probe why a grant failed."""
+        if response.status_code != 400:
+            return response
+        try:
+            error = json.loads(response.content).get("error")
+        except ValueError:
+            return response
+        if error != "invalid_grant":
+            return response
+        return oauth_error("invalid_grant", GRANT_FAILED, 400, {"Pragma": "no-cache"})

@@ -1,0 +1,78 @@
+"""Shared fixtures: a clean shared cache, users, clients, PKCE pairs and authorize-URL builders."""
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+from django.core.cache import cache
+from oauth2_provider.models import Application
+
+REDIRECT_URI = "http://127.0.0.1/callback"
+PASSWORD = "correct horse battery staple"
+
+
+def clear_shared_cache() -> None:
+    """Empty the cache between tests; on Redis only our key prefix, never the whole database."""
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    clear_shared_cache()
+    yield
+    clear_shared_cache()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def public_client(db) -> Application:
+    return Application.objects.create(
+        name="Test client",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=REDIRECT_URI,
+    )
+
+
+@pytest.fixture
+def confidential_client(db) -> tuple[Application, str]:
+    secret = secrets.token_urlsafe(48)
+    client = Application.objects.create(
+        name="Confidential client",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=REDIRECT_URI,
+        client_secret=secret,
+    )
+    return client, secret
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize_url(client_id: str, challenge: str, **overrides: str | None) -> str:
+    """A valid authorization request; pass a value of None to leave a parameter out."""
+    params: dict[str, str | None] = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "state": secrets.token_urlsafe(24),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "scope": "mcp",
+    }
+    params.update(overrides)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})

@@ -1,0 +1,45 @@
+"""Test helpers that walk the authorization code flow through Django's test client."""
+
+from urllib.parse import parse_qs, urlsplit
+
+from django.test import Client
+
+from tests.conftest import REDIRECT_URI, authorize_url, pkce_pair
+
+
+def consent_form(response) -> dict[str, str]:
+    """The hidden fields of the consent page, as the browser would post them."""
+    form = response.context["form"]
+    return {name: field.value() or "" for name, field in ((n, form[n]) for n in form.fields) if name != "allow"}
+
+
+def issue_code(client: Client, client_id: str, **overrides: str | None) -> tuple[str, str, dict[str, list[str]]]:
+    """Signed-in user allows the request; returns (code, verifier, redirect query)."""
+    verifier, challenge = pkce_pair()
+    page = client.get(authorize_url(client_id, challenge, **overrides))
+    assert page.status_code == 200, page.content
+    answer = client.post("/oauth/authorize", {**consent_form(page), "allow": "Authorize"})
+    assert answer.status_code == 302, answer.content
+    query = parse_qs(urlsplit(answer["Location"]).query)
+    return query["code"][0], verifier, query
+
+
+def exchange(client: Client, client_id: str, code: str, verifier: str, **extra: str):
+    return client.post(
+        "/oauth/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            **extra,
+        },
+    )
+
+
+def refresh(client: Client, client_id: str, refresh_token: str, **extra: str):
+    return client.post(
+        "/oauth/token",
+        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id, **extra},
+    )
