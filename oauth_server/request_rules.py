@@ -4,6 +4,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from oauth2_provider.models import Grant
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
@@ -80,3 +81,15 @@ def check_code_verifier(request: Request) -> None:
     """RFC 7636 §4.1: a present verifier is 43 to 128 characters of the unreserved alphabet."""
     if request.code_verifier is not None and not CODE_VERIFIER.match(request.code_verifier):
         raise errors.InvalidGrantError(request=request)
+
+
+def check_token_resource(request: Request) -> None:
+    """At /token: every `resource` asked for, and the one the code or refresh token carries, is the MCP resource."""
+    asked = [value for key, value in (request.decoded_body or []) if key == "resource"]
+    if request.grant_type == "authorization_code":
+        grant = Grant.objects.filter(code=request.code, application=request.client).values_list("resource", flat=True)
+        bound = grant.first() or []
+    else:
+        bound = request.refresh_token_instance.resource or []
+    if not all(is_mcp_resource(value) for value in [*asked, *bound]):
+        raise InvalidTargetError(request=request)

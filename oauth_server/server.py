@@ -23,3 +23,5 @@ class MusterServer(WebApplicationServer):
             [request_rules.check_state, request_rules.check_pkce, request_rules.check_resource]
         )
         self.auth_grant.custom_validators.pre_token.append(request_rules.check_code_verifier)
+        for grant in (self.auth_grant, self.refresh_grant):
+            grant.custom_validators.post_token.append(request_rules.check_token_resource)

@@ -14,8 +14,7 @@ from oauthlib.common import Request
 
 from oauth_server import code_reuse
 from oauth_server.families import revoke_family
-from oauth_server.request_rules import InvalidTargetError
-from oauth_server.resources import is_mcp_resource, mcp_resource
+from oauth_server.resources import mcp_resource
 
 
 def _checksum(token: str) -> str:
@@ -41,18 +40,7 @@ class MusterValidator(OAuth2Validator):
         return super()._create_authorization_code(request, code, expires)
 
     def _check_and_set_request_resource(self, request: Request) -> None:
-        """At /token: whatever was asked, and whatever the code or refresh token carries, is the MCP resource."""
-        asked = [value for key, value in (request.decoded_body or []) if key == "resource"]
-        if request.grant_type == "authorization_code":
-            bound = (
-                Grant.objects.filter(code=request.code, application=request.client)
-                .values_list("resource", flat=True)
-                .first()
-            )
-        else:
-            bound = getattr(request.refresh_token_instance, "resource", None)
-        if not all(is_mcp_resource(value) for value in [*asked, *(bound or [])]):
-            raise InvalidTargetError(request=request)
+        """Tokens are bound to the MCP resource; `request_rules.check_token_resource` refused anything else."""
         request.resource = [mcp_resource()]
 
     def validate_code(

@@ -24,7 +24,14 @@ def issue_code(client: Client, client_id: str, **overrides: str | None) -> tuple
     return query["code"][0], verifier, query
 
 
+def _split(extra: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Form fields and request headers (Django's HTTP_* names) from one set of keyword arguments."""
+    headers = {k: v for k, v in extra.items() if k.startswith("HTTP_")}
+    return {k: v for k, v in extra.items() if k not in headers}, headers
+
+
 def exchange(client: Client, client_id: str, code: str, verifier: str, **extra: str):
+    fields, headers = _split(extra)
     return client.post(
         "/oauth/token",
         {
@@ -33,13 +40,16 @@ def exchange(client: Client, client_id: str, code: str, verifier: str, **extra: 
             "code_verifier": verifier,
             "redirect_uri": REDIRECT_URI,
             "client_id": client_id,
-            **extra,
+            **fields,
         },
+        **headers,
     )
 
 
 def refresh(client: Client, client_id: str, refresh_token: str, **extra: str):
+    fields, headers = _split(extra)
     return client.post(
         "/oauth/token",
-        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id, **extra},
+        {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id, **fields},
+        **headers,
     )

@@ -19,7 +19,11 @@ GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_to
 
 
 class TokenView(dot_views.TokenView):
-    """Grant failures say nothing about why; concurrent uses of one grant run one at a time."""
+    """Grant failures say nothing about why; concurrent uses of one grant run one at a time.
+
+    Every request goes through DOT's authorization-flow path: the device flow DOT would route
+    separately does not exist here, so oauthlib answers it `unsupported_grant_type` like any other.
+    """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if conflicting_client_ids(request):
@@ -29,22 +33,22 @@ class TokenView(dot_views.TokenView):
         grant_type = request.POST.get("grant_type", "")
         grant_secret = request.POST.get(GRANT_SECRET_FIELD.get(grant_type, ""), "")
         if not grant_secret:
-            return self._without_grant_detail(super().post(request, *args, **kwargs))
+            return self._without_grant_detail(self.authorization_flow_token_response(request))
         try:
             with cache_lock("grant:" + hashlib.sha256(grant_secret.encode()).hexdigest()):
                 if grant_type == "refresh_token":
-                    return self._refresh(request, grant_secret, *args, **kwargs)
-                return self._without_grant_detail(super().post(request, *args, **kwargs))
+                    return self._refresh(request, grant_secret)
+                return self._without_grant_detail(self.authorization_flow_token_response(request))
         except LockTimeout:
             return oauth_error(
                 "temporarily_unavailable", "Another request is using this grant; retry", 503, {"Retry-After": "1"}
             )
 
-    def _refresh(self, request: HttpRequest, old_token: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    def _refresh(self, request: HttpRequest, old_token: str) -> HttpResponse:
         client_id = claimed_client_id(request) or ""
         if self._may_replay(request, client_id) and (body := refresh_grace.replay(old_token, client_id)):
             return self._token_response(body)
-        response = self._without_grant_detail(super().post(request, *args, **kwargs))
+        response = self._without_grant_detail(self.authorization_flow_token_response(request))
         if response.status_code == 200:
             refresh_grace.remember(old_token, client_id, response.content, settings.MUSTER_REFRESH_GRACE_SECONDS)
         return response

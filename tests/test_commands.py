@@ -1,0 +1,420 @@
+"""Management commands: createclient, revokefamily, revokeuser, ensureadmin, and `check` on a bad config."""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from oauth2_provider.models import AccessToken, Application, RefreshToken
+
+from tests.conftest import REDIRECT_URI
+from tests.flow import exchange, issue_code, refresh
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_in(user, client_id: str, refreshes: int = 0) -> dict[str, str]:
+    browser = Client()
+    browser.force_login(user)
+    code, verifier, _ = issue_code(browser, client_id)
+    answer = exchange(browser, client_id, code, verifier)
+    assert answer.status_code == 200, answer.content
+    tokens = answer.json()
+    for _ in range(refreshes):
+        answer = refresh(browser, client_id, tokens["refresh_token"])
+        assert answer.status_code == 200, answer.content
+        tokens = answer.json()
+    return tokens
+
+
+def family_of(tokens: dict[str, str]) -> uuid.UUID:
+    return RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).token_family
+
+
+def live_families() -> set[uuid.UUID]:
+    return set(RefreshToken.objects.filter(revoked__isnull=True).values_list("token_family", flat=True))
+
+
+def basic(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1: both parts form-encoded, then base64."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def code_for(user, client_id: str) -> tuple[Client, str, str]:
+    browser = Client()
+    browser.force_login(user)
+    code, verifier, _ = issue_code(browser, client_id)
+    return browser, code, verifier
+
+
+def token_request(browser: Client, client_id: str, code: str, verifier: str, **headers: str):
+    return browser.post(
+        "/oauth/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+        },
+        headers=headers,
+    )
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="another long passphrase")
+
+
+@pytest.fixture
+def confidential(db) -> tuple[Application, str]:
+    """A confidential client registered with createclient; returns it and the secret it printed."""
+    printed = json.loads(
+        run("createclient", "--name", "CLI", "--redirect-uri", REDIRECT_URI, "--confidential", "--json")
+    )
+    return Application.objects.get(client_id=printed["client_id"]), printed["client_secret"]
+
+
+# --- createclient ---
+
+
+@pytest.mark.django_db
+def test_createclient_registers_a_public_manual_client_and_prints_json():
+    printed = json.loads(run("createclient", "--name", "My tool", "--redirect-uri", REDIRECT_URI, "--json"))
+
+    client = Application.objects.get()
+    assert printed == {"client_id": client.client_id, "client_type": "public", "name": "My tool"}
+    assert client.client_type == Application.CLIENT_PUBLIC
+    assert client.registration_source == Application.RegistrationSource.MANUAL
+    assert client.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
+    assert client.redirect_uris == REDIRECT_URI
+    assert client.client_secret == ""
+
+
+@pytest.mark.django_db
+def test_createclient_accepts_several_redirect_uris():
+    run(
+        "createclient",
+        "--name",
+        "Two",
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--redirect-uri",
+        "https://app.example.com/cb",
+    )
+
+    assert Application.objects.get().redirect_uris.split() == [REDIRECT_URI, "https://app.example.com/cb"]
+
+
+@pytest.mark.django_db
+def test_createclient_plain_output_names_the_client_id():
+    output = run("createclient", "--name", "Plain", "--redirect-uri", REDIRECT_URI)
+
+    assert output.strip() == f"client_id: {Application.objects.get().client_id}"
+
+
+@pytest.mark.django_db
+def test_createclient_confidential_prints_the_secret_once_and_stores_it_hashed(confidential):
+    client, secret = confidential
+
+    assert client.client_type == Application.CLIENT_CONFIDENTIAL
+    assert client.registration_source == Application.RegistrationSource.MANUAL
+    assert len(secret) >= 32
+    assert client.client_secret.startswith("muster_client_secret_sha256$")
+    assert secret not in client.client_secret
+
+
+@pytest.mark.django_db
+def test_createclient_confidential_plain_output_shows_the_secret_with_a_warning():
+    output = run("createclient", "--name", "CLI", "--redirect-uri", REDIRECT_URI, "--confidential")
+
+    secret = re.search(r"^client_secret: (\S+)$", output, re.MULTILINE)[1]
+    assert "shown this once" in output
+    assert Application.objects.get().client_secret.startswith("muster_client_secret_sha256$")
+    assert secret not in Application.objects.get().client_secret
+
+
+@pytest.mark.django_db
+def test_confidential_client_from_createclient_gets_tokens_with_client_secret_post(user, confidential):
+    client, secret = confidential
+    browser, code, verifier = code_for(user, client.client_id)
+
+    answer = exchange(browser, client.client_id, code, verifier, client_secret=secret)
+
+    assert answer.status_code == 200, answer.content
+    assert RefreshToken.objects.filter(application=client).count() == 1
+
+
+@pytest.mark.django_db
+def test_confidential_client_from_createclient_gets_tokens_with_client_secret_basic(user, confidential):
+    client, secret = confidential
+    browser, code, verifier = code_for(user, client.client_id)
+
+    answer = token_request(
+        browser, client.client_id, code, verifier, Authorization=basic(client.client_id, secret)
+    )
+
+    assert answer.status_code == 200, answer.content
+    assert RefreshToken.objects.filter(application=client).count() == 1
+
+
+@pytest.mark.django_db
+def test_confidential_client_with_a_wrong_secret_gets_invalid_client_and_no_tokens(user, confidential):
+    client, secret = confidential
+    browser, code, verifier = code_for(user, client.client_id)
+
+    post = exchange(browser, client.client_id, code, verifier, client_secret=secret + "x")
+    basic_answer = token_request(
+        browser, client.client_id, code, verifier, Authorization=basic(client.client_id, "wrong" + secret)
+    )
+
+    for answer in (post, basic_answer):
+        assert answer.status_code == 401, answer.content
+        assert answer.json()["error"] == "invalid_client"
+    assert not AccessToken.objects.exists()
+    assert not RefreshToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_confidential_client_without_its_secret_gets_invalid_client_and_no_tokens(user, confidential):
+    client, _ = confidential
+    browser, code, verifier = code_for(user, client.client_id)
+
+    answer = exchange(browser, client.client_id, code, verifier)
+
+    assert answer.status_code == 401, answer.content
+    assert answer.json()["error"] == "invalid_client"
+    assert not AccessToken.objects.exists()
+    assert not RefreshToken.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://app.example.com/callback",
+        "http://10.0.0.5/callback",
+        "https://app.example.com/callback#fragment",
+        "http://127.0.0.1/callback#",
+        "javascript://example.com/%0Aalert(1)",
+        "ftp://files.example.com/cb",
+        "not a uri",
+    ],
+)
+def test_createclient_refuses_a_bad_redirect_uri_and_stores_nothing(uri):
+    with pytest.raises(CommandError):
+        run("createclient", "--name", "Bad", "--redirect-uri", uri, "--json")
+
+    assert not Application.objects.exists()
+
+
+@pytest.mark.django_db
+def test_createclient_refuses_a_bad_redirect_uri_among_good_ones_and_stores_nothing():
+    with pytest.raises(CommandError):
+        run(
+            "createclient",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--redirect-uri",
+            "http://evil.com/cb",
+        )
+
+    assert not Application.objects.exists()
+
+
+@pytest.mark.django_db
+def test_createclient_refuses_public_and_confidential_together():
+    with pytest.raises((CommandError, SystemExit)):
+        run("createclient", "--name", "Both", "--redirect-uri", REDIRECT_URI, "--public", "--confidential")
+
+    assert not Application.objects.exists()
+
+
+@pytest.mark.django_db
+def test_createclient_requires_a_redirect_uri():
+    with pytest.raises((CommandError, SystemExit)):
+        run("createclient", "--name", "Nowhere")
+
+    assert not Application.objects.exists()
+
+
+# --- revokefamily ---
+
+
+@pytest.mark.django_db
+def test_revokefamily_revokes_the_family_so_its_refresh_token_fails(user, public_client):
+    tokens = sign_in(user, public_client.client_id, refreshes=1)
+    family = family_of(tokens)
+
+    output = run("revokefamily", str(family))
+
+    assert output.strip() == f"revoked token family {family}"
+    assert not RefreshToken.objects.filter(token_family=family, revoked__isnull=True).exists()
+    assert not AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.django_db
+def test_revokefamily_leaves_other_families_working(user, public_client):
+    doomed = family_of(sign_in(user, public_client.client_id))
+    kept_tokens = sign_in(user, public_client.client_id)
+
+    run("revokefamily", str(doomed))
+
+    assert live_families() == {family_of(kept_tokens)}
+    assert refresh(Client(), public_client.client_id, kept_tokens["refresh_token"]).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("family", [str(uuid.uuid4()), "not-a-uuid", "", "'; DROP TABLE x; --"])
+def test_revokefamily_refuses_an_unknown_or_malformed_id_and_changes_nothing(user, public_client, family):
+    tokens = sign_in(user, public_client.client_id)
+    before = live_families()
+
+    with pytest.raises(CommandError):
+        run("revokefamily", family)
+
+    assert live_families() == before == {family_of(tokens)}
+    assert AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+
+
+# --- revokeuser ---
+
+
+@pytest.mark.django_db
+def test_revokeuser_revokes_every_family_of_the_user_and_leaves_others(user, bob, public_client):
+    alice_tokens = [sign_in(user, public_client.client_id, refreshes=n) for n in range(2)]
+    bob_tokens = sign_in(bob, public_client.client_id)
+
+    output = run("revokeuser", "alice")
+
+    assert output.strip() == "revoked 2 token families of alice"
+    assert not RefreshToken.objects.filter(user=user, revoked__isnull=True).exists()
+    assert not AccessToken.objects.filter(user=user).exists()
+    for tokens in alice_tokens:
+        answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "invalid_grant"
+    assert live_families() == {family_of(bob_tokens)}
+    assert refresh(Client(), public_client.client_id, bob_tokens["refresh_token"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_revokeuser_refuses_an_unknown_user_and_changes_nothing(user, public_client):
+    sign_in(user, public_client.client_id)
+    before = live_families()
+
+    with pytest.raises(CommandError):
+        run("revokeuser", "mallory")
+
+    assert live_families() == before
+    assert AccessToken.objects.count() == 1
+
+
+# --- ensureadmin ---
+
+
+@pytest.mark.django_db
+def test_ensureadmin_creates_admin_with_a_printed_password_that_works(django_user_model):
+    output = run("ensureadmin")
+
+    password = re.search(r"password: (\S+)", output)[1]
+    admin = authenticate(username="admin", password=password)
+    assert admin is not None
+    assert admin.is_superuser and admin.is_staff
+    assert admin.password.startswith("pbkdf2_sha256$")
+    assert "manage.py changepassword admin" in output
+    assert django_user_model.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_ensureadmin_a_second_time_creates_nothing_and_prints_nothing(django_user_model):
+    password = re.search(r"password: (\S+)", run("ensureadmin"))[1]
+
+    output = run("ensureadmin")
+
+    assert output == ""
+    assert django_user_model.objects.count() == 1
+    assert authenticate(username="admin", password=password) is not None
+
+
+@pytest.mark.django_db
+def test_ensureadmin_leaves_a_site_that_already_has_a_superuser_alone(django_user_model):
+    django_user_model.objects.create_superuser(username="root", password="a long existing passphrase")
+
+    assert run("ensureadmin") == ""
+    assert not django_user_model.objects.filter(username="admin").exists()
+
+
+# --- configuration errors stop `manage.py check` ---
+
+
+def manage_check(**env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE") and not k.startswith("MUSTER_")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_manage_check_passes_with_the_default_configuration():
+    result = manage_check()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_manage_check_fails_on_a_plain_http_base_url():
+    result = manage_check(MUSTER_BASE_URL="http://example.com")
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "baseUrl" in output
+    assert "https" in output
+    assert "muster.E001" in output
+
+
+def test_manage_check_fails_on_a_session_duration_in_days(tmp_path):
+    config = tmp_path / "muster.yaml"
+    config.write_text("aggregator:\n  oauthServer:\n    sessionDuration: 30d\n")
+
+    result = manage_check(MUSTER_CONFIG=str(config))
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "sessionDuration" in output
