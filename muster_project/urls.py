@@ -7,13 +7,17 @@ from oauth_server.views.authorize import ConsentView
 from oauth_server.views.health import health
 from oauth_server.views.login import LoginView
 from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
+from oauth_server.views.revoke import RevokeView
 from oauth_server.views.token import TokenView
-from oauth2_provider import views as dot_views
 
 # DOT reverses "oauth2_provider:<name>" for its metadata, so every DOT view sits in this one namespace.
 oauth2_provider_patterns = (
     [
-        path(".well-known/oauth-authorization-server", ServerMetadataView.as_view(), name="oauth-server-metadata"),
+        path(
+            ".well-known/oauth-authorization-server",
+            ServerMetadataView.as_view(),
+            name="oauth-server-metadata",
+        ),
         path(".well-known/openid-configuration", ServerMetadataView.as_view(), name="openid-configuration"),
         path(
             ".well-known/oauth-protected-resource",
@@ -27,7 +31,7 @@ oauth2_provider_patterns = (
         ),
         path("oauth/authorize", ConsentView.as_view(), name="authorize"),
         path("oauth/token", TokenView.as_view(), name="token"),
-        path("oauth/revoke", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("oauth/revoke", RevokeView.as_view(), name="revoke-token"),
     ],
     "oauth2_provider",
 )

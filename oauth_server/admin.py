@@ -45,7 +45,15 @@ class StatusFilter(admin.SimpleListFilter):
 class TokenFamilyAdmin(admin.ModelAdmin):
     """One row per family; revoking one stops its access tokens at once."""
 
-    list_display = ("token_family", "user", "application", "started", "last_rotation", "generations", "active")
+    list_display = (
+        "token_family",
+        "user",
+        "application",
+        "started",
+        "last_rotation",
+        "generations",
+        "active",
+    )
     list_filter = (
         ("application", admin.RelatedOnlyFieldListFilter),
         ("user", admin.RelatedOnlyFieldListFilter),

@@ -93,9 +93,7 @@ def parse_go_duration(text: str) -> timedelta:
         total += Decimal(match[1]) * _DURATION_UNITS[match[2]]
         pos = match.end()
     if not body or (body != "0" and pos != len(body)):
-        raise ValueError(
-            f"must be a Go duration such as 720h or 1h30m (units ns, us, ms, s, m, h), got {text!r}"
-        )
+        raise ValueError(f"must be a Go duration such as 720h or 1h30m (units ns, us, ms, s, m, h), got {text!r}")
     try:
         return timedelta(microseconds=int(-total if negative else total) // 1000)
     except OverflowError:
@@ -228,9 +226,7 @@ def _check_provider(value: str) -> str:
     if value not in _PROVIDERS:
         raise ValueError(f"must be one of {', '.join(_PROVIDERS)}, got {value!r}")
     if value not in _AVAILABLE_PROVIDERS:
-        raise ValueError(
-            f"provider {value} arrives with the upstream-identity work; only 'local' is available"
-        )
+        raise ValueError(f"provider {value} arrives with the upstream-identity work; only 'local' is available")
     return value
 
 
@@ -347,16 +343,12 @@ _LATER_REGISTRATION = "Used by the client-registration work."
 @dataclass(frozen=True)
 class DexConfig:
     issuer_url: str = field(default="", metadata=_meta("issuerUrl", f"Dex issuer URL. {_LATER_IDENTITY}"))
-    client_id: str = field(
-        default="", metadata=_meta("clientId", f"OAuth client id at Dex. {_LATER_IDENTITY}")
-    )
+    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Dex. {_LATER_IDENTITY}"))
     client_secret: str = field(
         default="",
         metadata=_meta("clientSecret", f"OAuth client secret at Dex. {_LATER_IDENTITY}", secret=True),
     )
-    connector_id: str = field(
-        default="", metadata=_meta("connectorId", f"Dex connector to use. {_LATER_IDENTITY}")
-    )
+    connector_id: str = field(default="", metadata=_meta("connectorId", f"Dex connector to use. {_LATER_IDENTITY}"))
     allow_private_ip_oidc: bool = field(
         default=False,
         metadata=_meta(
@@ -369,9 +361,7 @@ class DexConfig:
 
 @dataclass(frozen=True)
 class GoogleConfig:
-    client_id: str = field(
-        default="", metadata=_meta("clientId", f"OAuth client id at Google. {_LATER_IDENTITY}")
-    )
+    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Google. {_LATER_IDENTITY}"))
     client_secret: str = field(
         default="",
         metadata=_meta("clientSecret", f"OAuth client secret at Google. {_LATER_IDENTITY}", secret=True),
@@ -416,9 +406,7 @@ class StorageConfig:
 class Config:
     enabled: bool = field(
         default=True,
-        metadata=_meta(
-            "enabled", "Must stay true: this site is the authorization server.", check=_check_enabled
-        ),
+        metadata=_meta("enabled", "Must stay true: this site is the authorization server.", check=_check_enabled),
     )
     base_url: str = field(
         default="http://127.0.0.1:8000",
@@ -472,15 +460,11 @@ class Config:
     )
     enable_cimd: bool = field(
         default=True,
-        metadata=_meta(
-            "enableCIMD", "Accept Client ID Metadata Documents. Used by the client-metadata-document work."
-        ),
+        metadata=_meta("enableCIMD", "Accept Client ID Metadata Documents. Used by the client-metadata-document work."),
     )
     allow_localhost_redirect_uris: bool = field(
         default=True,
-        metadata=_meta(
-            "allowLocalhostRedirectURIs", "Allow loopback redirect URIs (any port) for native clients."
-        ),
+        metadata=_meta("allowLocalhostRedirectURIs", "Allow loopback redirect URIs (any port) for native clients."),
     )
     encryption_key: bytes | None = field(
         default=None,
@@ -622,13 +606,9 @@ def _read_yaml(path: str, environ: Mapping[str, str]) -> dict[str, Any]:
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            "MUSTER_CONFIG", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+        raise ConfigError("MUSTER_CONFIG", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(
-            "MUSTER_CONFIG", f"{path} is not valid YAML: {' '.join(str(exc).split())}"
-        ) from None
+        raise ConfigError("MUSTER_CONFIG", f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -685,9 +665,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
                 value, origin = Path(file_path).read_text(encoding="utf-8").rstrip(), file_path
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or exc
-                raise ConfigError(
-                    leaf.file_key, f"cannot read {file_path} (from {where}): {reason}"
-                ) from None
+                raise ConfigError(leaf.file_key, f"cannot read {file_path} (from {where}): {reason}") from None
         try:
             if origin:
                 value = _COERCE[leaf.type](value)
@@ -725,9 +703,7 @@ def reference_table() -> str:
         if leaf.file_key:
             key, env = f"{key}, `{leaf.file_key}`", f"{env}, `{leaf.env}_FILE`"
         env += "".join(f", `{alias}`" for alias in leaf.meta["aliases"])
-        rows.append(
-            f"| {key} | {env} | {_TYPE_NAMES[leaf.type]} | {_shown(leaf.default)} | {leaf.meta['doc']} |"
-        )
+        rows.append(f"| {key} | {env} | {_TYPE_NAMES[leaf.type]} | {_shown(leaf.default)} | {leaf.meta['doc']} |")
     return "\n".join(rows) + "\n"
 
 

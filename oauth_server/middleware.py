@@ -8,7 +8,9 @@ from django.http import HttpRequest, HttpResponse
 
 from oauth_server.errors import oauth_error
 
-PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+)
 ADMIN_CSP = "frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
 

@@ -18,9 +18,7 @@ class TokenFamilyQuerySet(models.QuerySet):
                 started=Subquery(per_family.annotate(v=Min("created")).values("v")),
                 last_rotation=Subquery(per_family.annotate(v=Max("created")).values("v")),
                 generations=Subquery(per_family.annotate(v=Count("pk")).values("v")),
-                live_members=Subquery(
-                    per_family.annotate(v=Count("pk", filter=Q(revoked__isnull=True))).values("v")
-                ),
+                live_members=Subquery(per_family.annotate(v=Count("pk", filter=Q(revoked__isnull=True))).values("v")),
             )
         )
 

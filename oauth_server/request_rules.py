@@ -49,9 +49,7 @@ def check_state(request: Request) -> dict[str, Any]:
 def check_pkce(request: Request) -> dict[str, Any]:
     """PKCE with S256 for every client, confidential included, checked before any consent."""
     if not request.code_challenge:
-        raise errors.InvalidRequestError(
-            description="code_challenge is required (PKCE, S256)", request=request
-        )
+        raise errors.InvalidRequestError(description="code_challenge is required (PKCE, S256)", request=request)
     if request.code_challenge_method != "S256":
         raise errors.InvalidRequestError(description="code_challenge_method must be S256", request=request)
     if not S256_CHALLENGE.match(request.code_challenge):

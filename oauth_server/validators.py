@@ -33,9 +33,7 @@ class MusterValidator(OAuth2Validator):
         request.scopes = kept or list(self.get_default_scopes(client_id, request))
         return True
 
-    def _create_authorization_code(
-        self, request: Request, code: dict[str, str], expires: Any = None
-    ) -> Grant:
+    def _create_authorization_code(self, request: Request, code: dict[str, str], expires: Any = None) -> Grant:
         request.resource = [mcp_resource()]  # every requested value was checked to be this one
         return super()._create_authorization_code(request, code, expires)
 
@@ -56,9 +54,7 @@ class MusterValidator(OAuth2Validator):
     def _create_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
     ) -> RefreshToken:
-        refresh_token = super()._create_refresh_token(
-            request, refresh_token_code, access_token, previous_refresh_token
-        )
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
         if request.grant_type == "authorization_code":
             code_reuse.remember_exchange(request.code, str(refresh_token.token_family))
         return refresh_token

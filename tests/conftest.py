@@ -35,6 +35,11 @@ def user(django_user_model):
 
 
 @pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="another long passphrase")
+
+
+@pytest.fixture
 def public_client(db) -> Application:
     return Application.objects.create(
         name="Test client",

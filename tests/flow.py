@@ -1,8 +1,12 @@
 """Test helpers that walk the authorization code flow through Django's test client."""
 
-from urllib.parse import parse_qs, urlsplit
+import base64
+import hashlib
+import uuid
+from urllib.parse import parse_qs, quote, urlsplit
 
 from django.test import Client
+from oauth2_provider.models import RefreshToken
 
 from tests.conftest import REDIRECT_URI, authorize_url, pkce_pair
 
@@ -53,3 +57,33 @@ def refresh(client: Client, client_id: str, refresh_token: str, **extra: str):
         {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id, **fields},
         **headers,
     )
+
+
+def checksum(token: str) -> str:
+    """How tokens are stored: their SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def basic(client_id: str, secret: str) -> str:
+    """An `Authorization: Basic` value; RFC 6749 §2.3.1 form-encodes both parts, then base64."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def sign_in(user, client_id: str, refreshes: int = 0) -> dict[str, str]:
+    """A real sign-in of `user` in the client, refreshed `refreshes` times; returns the newest token pair."""
+    browser = Client()
+    browser.force_login(user)
+    code, verifier, _ = issue_code(browser, client_id)
+    answer = exchange(browser, client_id, code, verifier)
+    assert answer.status_code == 200, answer.content
+    tokens = answer.json()
+    for _ in range(refreshes):
+        answer = refresh(browser, client_id, tokens["refresh_token"])
+        assert answer.status_code == 200, answer.content
+        tokens = answer.json()
+    return tokens
+
+
+def family_of(tokens: dict[str, str]) -> uuid.UUID:
+    return RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).token_family

@@ -1,6 +1,5 @@
 """The admin: token families as rows an operator can filter, search and revoke, and the clients list."""
 
-import hashlib
 import secrets
 import uuid
 from datetime import timedelta
@@ -15,33 +14,10 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken, set_t
 from oauth_server.families import revoke_family
 from oauth_server.models import TokenFamily
 from tests.conftest import REDIRECT_URI
-from tests.flow import exchange, issue_code, refresh
+from tests.flow import checksum, exchange, family_of, issue_code, refresh, sign_in
 
 FAMILIES_URL = "/admin/oauth_server/tokenfamily/"
 CLIENTS_URL = "/admin/oauth2_provider/application/"
-
-
-def checksum(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def sign_in(user, client_id: str, refreshes: int = 0) -> dict[str, str]:
-    """A real sign-in of `user` in the client, refreshed `refreshes` times; returns the newest token pair."""
-    browser = Client()
-    browser.force_login(user)
-    code, verifier, _ = issue_code(browser, client_id)
-    answer = exchange(browser, client_id, code, verifier)
-    assert answer.status_code == 200, answer.content
-    tokens = answer.json()
-    for _ in range(refreshes):
-        answer = refresh(browser, client_id, tokens["refresh_token"])
-        assert answer.status_code == 200, answer.content
-        tokens = answer.json()
-    return tokens
-
-
-def family_of(tokens: dict[str, str]) -> uuid.UUID:
-    return RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).token_family
 
 
 def access_token_exists(tokens: dict[str, str]) -> bool:
@@ -77,11 +53,6 @@ def make_family(user, application: Application, generations: int = 1) -> uuid.UU
 
 
 @pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user(username="bob", password="another long passphrase")
-
-
-@pytest.fixture
 def other_client(db) -> Application:
     return Application.objects.create(
         name="Other client",
@@ -95,9 +66,7 @@ def other_client(db) -> Application:
 
 
 @pytest.mark.django_db
-def test_family_changelist_shows_one_row_per_family_with_generations_and_status(
-    admin_client, user, public_client
-):
+def test_families_page_shows_one_row_per_family_with_generations_and_state(admin_client, user, public_client):
     # Given a family refreshed twice (three generations) and a one-generation family that was revoked
     rotated = family_of(sign_in(user, public_client.client_id, refreshes=2))
     revoked = family_of(sign_in(user, public_client.client_id))
@@ -216,9 +185,7 @@ def test_family_changelist_costs_the_same_queries_for_3_families_as_for_60(admin
 
 
 @pytest.mark.django_db
-def test_revoking_a_family_in_the_admin_stops_its_access_token_and_refresh_token(
-    admin_client, user, public_client
-):
+def test_revoking_a_family_in_the_admin_stops_its_access_and_refresh_token(admin_client, user, public_client):
     # Given a sign-in refreshed once
     doomed_tokens = sign_in(user, public_client.client_id, refreshes=1)
     doomed = family_of(doomed_tokens)
@@ -281,9 +248,9 @@ def test_revoking_several_families_in_the_admin_reports_how_many(admin_client, u
     families = [family_of(sign_in(user, public_client.client_id, refreshes=n)) for n in range(3)]
     selected = [TokenFamily.objects.heads().get(token_family=f).pk for f in families[:2]]
 
-    response = admin_client.post(
-        FAMILIES_URL, {"action": "revoke_families", "_selected_action": selected}, follow=True
-    )
+    action = {"action": "revoke_families", "_selected_action": selected}
+
+    response = admin_client.post(FAMILIES_URL, action, follow=True)
 
     assert "Revoked 2 token families." in [str(m) for m in response.context["messages"]]
     live = set(RefreshToken.objects.filter(revoked__isnull=True).values_list("token_family", flat=True))
@@ -294,9 +261,7 @@ def test_revoking_several_families_in_the_admin_reports_how_many(admin_client, u
 
 
 @pytest.mark.django_db
-def test_staff_without_permissions_cannot_see_the_families_page(
-    client, django_user_model, user, public_client
-):
+def test_staff_without_permissions_gets_403_on_families_page(client, django_user_model, user, public_client):
     family_of(sign_in(user, public_client.client_id))
     staff = django_user_model.objects.create_user(username="helper", password="x", is_staff=True)
     client.force_login(staff)

@@ -35,7 +35,9 @@ def challenge() -> str:
         ({"code_challenge": "too-short"}, "code_challenge must be the base64url SHA-256"),
     ],
 )
-def test_pkce_violations_are_refused_at_the_first_get_before_sign_in(client, public_client, challenge, overrides, description):
+def test_pkce_violations_are_refused_at_the_first_get_before_sign_in(
+    client, public_client, challenge, overrides, description
+):
     # given a signed-out browser, when the client sends a request without proper S256 PKCE
     response = client.get(authorize_url(public_client.client_id, challenge, state="s" * 30, **overrides))
 
@@ -51,7 +53,9 @@ def test_pkce_violations_are_refused_at_the_first_get_before_sign_in(client, pub
 def test_plain_pkce_is_refused_for_a_signed_in_user_too(client, user, public_client, challenge):
     client.force_login(user)
 
-    error = redirected_error(client.get(authorize_url(public_client.client_id, challenge, code_challenge_method="plain")))
+    error = redirected_error(
+        client.get(authorize_url(public_client.client_id, challenge, code_challenge_method="plain"))
+    )
 
     assert error["error"] == "invalid_request"
     assert not Grant.objects.exists()
@@ -126,7 +130,9 @@ def test_unregistered_redirect_uri_gets_a_400_and_no_redirect(client, public_cli
 def test_loopback_redirect_uri_matches_on_any_port(client, user, public_client, challenge):
     client.force_login(user)
 
-    response = client.get(authorize_url(public_client.client_id, challenge, redirect_uri="http://127.0.0.1:49152/callback"))
+    response = client.get(
+        authorize_url(public_client.client_id, challenge, redirect_uri="http://127.0.0.1:49152/callback")
+    )
 
     assert response.status_code == 200
 
@@ -147,7 +153,13 @@ def test_localhost_matches_any_port_only_when_allowed(client, user, public_clien
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "resource",
-    ["https://other.example/mcp", "http://127.0.0.1:8000/other", "http://127.0.0.1:9999/mcp", "not a uri", ""],
+    [
+        "https://other.example/mcp",
+        "http://127.0.0.1:8000/other",
+        "http://127.0.0.1:9999/mcp",
+        "not a uri",
+        "",
+    ],
 )
 def test_foreign_resource_is_refused_with_invalid_target(client, user, public_client, challenge, resource):
     client.force_login(user)
@@ -225,9 +237,12 @@ def test_deny_sends_access_denied_with_state_and_iss(client, user, public_client
 
     error = redirected_error(client.post("/oauth/authorize", consent_form(page)))
 
-    assert error == {"error": "access_denied", "state": "d" * 32, "iss": ISSUER, **{
-        k: v for k, v in error.items() if k == "error_description"
-    }}
+    assert error == {
+        "error": "access_denied",
+        "state": "d" * 32,
+        "iss": ISSUER,
+        **{k: v for k, v in error.items() if k == "error_description"},
+    }
     assert not Grant.objects.exists()
 
 

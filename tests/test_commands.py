@@ -1,7 +1,5 @@
 """Management commands: createclient, revokefamily, revokeuser, ensureadmin, and `check` on a bad config."""
 
-import base64
-import hashlib
 import io
 import json
 import os
@@ -10,7 +8,6 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import authenticate
@@ -20,7 +17,7 @@ from django.test import Client
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from tests.conftest import REDIRECT_URI
-from tests.flow import exchange, issue_code, refresh
+from tests.flow import basic, checksum, exchange, family_of, issue_code, refresh, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,36 +28,8 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def checksum(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def sign_in(user, client_id: str, refreshes: int = 0) -> dict[str, str]:
-    browser = Client()
-    browser.force_login(user)
-    code, verifier, _ = issue_code(browser, client_id)
-    answer = exchange(browser, client_id, code, verifier)
-    assert answer.status_code == 200, answer.content
-    tokens = answer.json()
-    for _ in range(refreshes):
-        answer = refresh(browser, client_id, tokens["refresh_token"])
-        assert answer.status_code == 200, answer.content
-        tokens = answer.json()
-    return tokens
-
-
-def family_of(tokens: dict[str, str]) -> uuid.UUID:
-    return RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).token_family
-
-
 def live_families() -> set[uuid.UUID]:
     return set(RefreshToken.objects.filter(revoked__isnull=True).values_list("token_family", flat=True))
-
-
-def basic(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: both parts form-encoded, then base64."""
-    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def code_for(user, client_id: str) -> tuple[Client, str, str]:
@@ -68,25 +37,6 @@ def code_for(user, client_id: str) -> tuple[Client, str, str]:
     browser.force_login(user)
     code, verifier, _ = issue_code(browser, client_id)
     return browser, code, verifier
-
-
-def token_request(browser: Client, client_id: str, code: str, verifier: str, **headers: str):
-    return browser.post(
-        "/oauth/token",
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": REDIRECT_URI,
-            "client_id": client_id,
-        },
-        headers=headers,
-    )
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user(username="bob", password="another long passphrase")
 
 
 @pytest.fixture
@@ -111,7 +61,6 @@ def test_createclient_registers_a_public_manual_client_and_prints_json():
     assert client.registration_source == Application.RegistrationSource.MANUAL
     assert client.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
     assert client.redirect_uris == REDIRECT_URI
-    assert client.client_secret == ""
 
 
 @pytest.mark.django_db
@@ -173,9 +122,9 @@ def test_confidential_client_from_createclient_gets_tokens_with_client_secret_ba
     client, secret = confidential
     browser, code, verifier = code_for(user, client.client_id)
 
-    answer = token_request(
-        browser, client.client_id, code, verifier, Authorization=basic(client.client_id, secret)
-    )
+    auth = basic(client.client_id, secret)
+
+    answer = exchange(browser, client.client_id, code, verifier, HTTP_AUTHORIZATION=auth)
 
     assert answer.status_code == 200, answer.content
     assert RefreshToken.objects.filter(application=client).count() == 1
@@ -187,8 +136,8 @@ def test_confidential_client_with_a_wrong_secret_gets_invalid_client_and_no_toke
     browser, code, verifier = code_for(user, client.client_id)
 
     post = exchange(browser, client.client_id, code, verifier, client_secret=secret + "x")
-    basic_answer = token_request(
-        browser, client.client_id, code, verifier, Authorization=basic(client.client_id, "wrong" + secret)
+    basic_answer = exchange(
+        browser, client.client_id, code, verifier, HTTP_AUTHORIZATION=basic(client.client_id, "wrong" + secret)
     )
 
     for answer in (post, basic_answer):

@@ -408,9 +408,7 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("env", "value", "key", "fragment"), INVALID, ids=[f"{i[0]}={i[1]}" for i in INVALID]
-)
+@pytest.mark.parametrize(("env", "value", "key", "fragment"), INVALID, ids=[f"{i[0]}={i[1]}" for i in INVALID])
 def test_an_invalid_value_is_an_error_naming_its_key(env: str, value: str, key: str, fragment: str) -> None:
     err = config_error({env: value})
 
@@ -440,9 +438,7 @@ def test_an_unknown_key_is_an_error_naming_it_with_a_suggestion(tmp_path: Path) 
 
 
 def test_an_unknown_nested_key_is_an_error_naming_its_path(tmp_path: Path) -> None:
-    err = config_error(
-        yaml_env(tmp_path, "aggregator:\n  oauthServer:\n    storage: {valkey: {prefix: x}}\n")
-    )
+    err = config_error(yaml_env(tmp_path, "aggregator:\n  oauthServer:\n    storage: {valkey: {prefix: x}}\n"))
 
     assert err.key == "storage.valkey.prefix"
 
@@ -469,9 +465,7 @@ def test_trusted_schemes_are_lowercased() -> None:
 
 
 def test_the_mcp_resource_defaults_to_base_url_plus_mcp() -> None:
-    assert (
-        load_config({"MUSTER_BASE_URL": "https://m.example.com/"}).mcp_resource == "https://m.example.com/mcp"
-    )
+    assert load_config({"MUSTER_BASE_URL": "https://m.example.com/"}).mcp_resource == "https://m.example.com/mcp"
 
 
 def test_the_mcp_resource_is_the_canonical_resource_identifier() -> None:

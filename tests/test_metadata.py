@@ -16,7 +16,11 @@ def test_authorization_server_metadata_advertises_what_the_server_enforces(clien
     assert metadata["response_types_supported"] == ["code"]
     assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert metadata["code_challenge_methods_supported"] == ["S256"]
-    assert metadata["token_endpoint_auth_methods_supported"] == ["none", "client_secret_basic", "client_secret_post"]
+    assert metadata["token_endpoint_auth_methods_supported"] == [
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    ]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert set(metadata["scopes_supported"]) == {"mcp", "offline_access"}
     assert "introspection_endpoint" not in metadata
@@ -24,9 +28,10 @@ def test_authorization_server_metadata_advertises_what_the_server_enforces(clien
 
 @pytest.mark.django_db
 def test_openid_configuration_is_the_same_document(client):
-    assert client.get("/.well-known/openid-configuration").json() == client.get(
-        "/.well-known/oauth-authorization-server"
-    ).json()
+    assert (
+        client.get("/.well-known/openid-configuration").json()
+        == client.get("/.well-known/oauth-authorization-server").json()
+    )
 
 
 @pytest.mark.django_db
@@ -67,7 +72,12 @@ def test_discovery_documents_may_be_cached_for_an_hour(client, path):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "path", ["/.well-known/oauth-protected-resource/other", "/.well-known/oauth-authorization-server/x", "/oauth/token/"]
+    "path",
+    [
+        "/.well-known/oauth-protected-resource/other",
+        "/.well-known/oauth-authorization-server/x",
+        "/oauth/token/",
+    ],
 )
 def test_other_paths_are_not_found_and_never_redirected(client, path):
     assert client.get(path).status_code == 404

@@ -1,7 +1,5 @@
 """Token endpoint rules: PKCE verification, client authentication, resource binding, lifetimes, replays."""
 
-import base64
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -9,17 +7,9 @@ from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 
-from tests.flow import exchange, issue_code, refresh
+from tests.flow import basic, checksum, exchange, issue_code, refresh
 
 GRANT_FAILED = "The authorization code or refresh token is invalid, expired or revoked."
-
-
-def checksum(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
 @pytest.fixture
@@ -78,8 +68,12 @@ def test_missing_verifier_is_refused(signed_in, public_client):
 
     response = signed_in.post(
         "/oauth/token",
-        {"grant_type": "authorization_code", "code": code, "client_id": public_client.client_id,
-         "redirect_uri": "http://127.0.0.1/callback"},
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": public_client.client_id,
+            "redirect_uri": "http://127.0.0.1/callback",
+        },
     )
 
     assert response.status_code == 400
@@ -91,7 +85,9 @@ def test_missing_verifier_is_refused(signed_in, public_client):
 def test_redirect_uri_must_match_the_authorization_exactly(signed_in, public_client):
     code, verifier, _ = issue_code(signed_in, public_client.client_id)
 
-    response = exchange(signed_in, public_client.client_id, code, verifier, redirect_uri="http://127.0.0.1:5000/callback")
+    response = exchange(
+        signed_in, public_client.client_id, code, verifier, redirect_uri="http://127.0.0.1:5000/callback"
+    )
 
     assert response.status_code == 400
     assert not AccessToken.objects.exists()
@@ -152,9 +148,11 @@ def test_basic_user_different_from_form_client_id_is_invalid_client(signed_in, p
 def test_confidential_client_authenticates_with_basic_or_post(signed_in, confidential_client, how):
     app, secret = confidential_client
     code, verifier, _ = issue_code(signed_in, app.client_id)
-    extra = {"HTTP_AUTHORIZATION": basic(app.client_id, secret)} if how == "client_secret_basic" else {
-        "client_secret": secret
-    }
+    extra = (
+        {"HTTP_AUTHORIZATION": basic(app.client_id, secret)}
+        if how == "client_secret_basic"
+        else {"client_secret": secret}
+    )
 
     response = exchange(signed_in, app.client_id, code, verifier, **extra)
 
@@ -210,14 +208,23 @@ def test_the_mcp_resource_with_a_trailing_slash_is_accepted_at_the_token_endpoin
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit", "urn:ietf:params:oauth:grant-type:device_code"])
+@pytest.mark.parametrize(
+    "grant_type",
+    ["password", "client_credentials", "implicit", "urn:ietf:params:oauth:grant-type:device_code"],
+)
 def test_only_authorization_code_and_refresh_grants_exist(client, confidential_client, grant_type):
     app, secret = confidential_client
 
     response = client.post(
         "/oauth/token",
-        {"grant_type": grant_type, "client_id": app.client_id, "client_secret": secret, "username": "alice",
-         "password": "x", "device_code": "x"},
+        {
+            "grant_type": grant_type,
+            "client_id": app.client_id,
+            "client_secret": secret,
+            "username": "alice",
+            "password": "x",
+            "device_code": "x",
+        },
     )
 
     assert response.status_code == 400

@@ -9,7 +9,7 @@ from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_server.config import is_loopback_host
-from oauth_server.errors import error_page
+from oauth_server.errors import describe, error_page
 
 
 def with_issuer(uri: str, issuer: str) -> str:
@@ -45,6 +45,7 @@ class ConsentView(dot_views.AuthorizationView):
     def error_response(self, error: OAuthToolkitError, application: Any, **kwargs: Any) -> HttpResponse:
         """Unknown client or redirect URI: a 400 here, never a redirect. Everything else goes to the client."""
         oauthlib_error = error.oauthlib_error
+        oauthlib_error.description = oauthlib_error.description or describe(oauthlib_error.error)
         if isinstance(error, FatalClientError) or not oauthlib_error.redirect_uri:
             return error_page(
                 self.request, oauthlib_error.error, oauthlib_error.description, oauthlib_error.status_code

@@ -18,7 +18,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True, help="Name shown on the consent page.")
         parser.add_argument(
-            "--redirect-uri", action="append", required=True, dest="redirect_uris",
+            "--redirect-uri",
+            action="append",
+            required=True,
+            dest="redirect_uris",
             help="A redirect URI (repeat for several). Loopback URIs match any port.",
         )
         kind = parser.add_mutually_exclusive_group()
@@ -39,7 +42,7 @@ class Command(BaseCommand):
             authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
             redirect_uris=" ".join(options["redirect_uris"]),
             client_secret=secret,
-            registration_source=Application.REGISTRATION_SOURCE_MANUAL,
+            registration_source=Application.RegistrationSource.MANUAL,
         )
         try:
             client.full_clean(exclude=["client_secret"])
