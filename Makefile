@@ -7,6 +7,11 @@ WORKERS ?= 1
 
 .PHONY: run test lint install
 
+# With no configuration given, the advertised base URL follows where `make run` listens.
+ifeq ($(origin MUSTER_BASE_URL)$(origin MUSTER_CONFIG),undefinedundefined)
+run: export MUSTER_BASE_URL = http://$(HOST):$(PORT)
+endif
+
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)

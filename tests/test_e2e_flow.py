@@ -59,9 +59,8 @@ def assert_no_store(answer: httpx.Response) -> None:
 def test_full_flow_against_the_real_server(site: Site, client_id: str, http: httpx.Client) -> None:
     # Given a pre-registered public client and a browser that signs in locally and allows
     state = secrets.token_urlsafe(32)
-    code, verifier, query = sign_in_and_authorize(
-        http, site, client_id, site.username, site.password, state=state
-    )
+    user, password = site.username, site.password
+    code, verifier, query = sign_in_and_authorize(http, site, client_id, user, password, state=state)
     assert query["state"] == [state]
     assert query["iss"] == [site.base_url]
 
@@ -137,9 +136,8 @@ def test_oversized_bodies_are_refused_with_413(site: Site, client_id: str, http:
     padding = b"&padding=" + b"x" * ONE_MIB
 
     # When a body declares more than 1 MiB in its Content-Length
-    declared = http.post(
-        f"{site.base_url}/oauth/token", content=b"grant_type=refresh_token" + padding, headers=form
-    )
+    body = b"grant_type=refresh_token" + padding
+    declared = http.post(f"{site.base_url}/oauth/token", content=body, headers=form)
     # Then it is refused before anyone reads it
     assert declared.status_code == 413, declared.text
     assert declared.json()["error"] == "invalid_request"

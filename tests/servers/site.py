@@ -183,10 +183,8 @@ class Site:
             except httpx.TransportError as exc:
                 last_problem = repr(exc)
             time.sleep(0.1)
-        raise SiteError(
-            f"{self.base_url}/health not ok after {HEALTH_TIMEOUT_SECONDS:.0f} s ({last_problem}):\n"
-            + self.log_tail()
-        )
+        waited = f"{self.base_url}/health not ok after {HEALTH_TIMEOUT_SECONDS:.0f} s ({last_problem})"
+        raise SiteError(f"{waited}:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the server's own process group (it and its workers) after 10 s."""
@@ -212,7 +210,9 @@ class Site:
     # --- things done through manage.py ---
 
     def create_public_client(self, name: str = "E2E client") -> str:
-        created = _json(self.manage("shell", "--no-imports", "-c", "import json; from oauth2_provider.models import Application as A; a = A.objects.create(name='x', client_type='public', authorization_grant_type='authorization-code', redirect_uris='" + REDIRECT_URI + "'); print(json.dumps({'client_id': a.client_id, 'client_type': a.client_type, 'name': a.name}))"))
+        created = _json(
+            self.manage("createclient", "--name", name, "--redirect-uri", REDIRECT_URI, "--public", "--json")
+        )
         assert created["client_type"] == "public", created
         return str(created["client_id"])
 
@@ -300,9 +300,8 @@ def sign_in_and_authorize(
         answer = http.get(url)
     consent = _only_form(answer, "consent")
     assert ("allow", "Authorize") in consent["buttons"], consent
-    decided = http.post(
-        urljoin(url, consent.get("action", "")), data={**consent["inputs"], "allow": "Authorize"}
-    )
+    allowed = {**consent["inputs"], "allow": "Authorize"}
+    decided = http.post(urljoin(url, consent.get("action", "")), data=allowed)
     assert decided.status_code == 302, f"consent answered {decided.status_code}: {decided.text[:500]}"
     location = decided.headers["location"]
     parts = urlsplit(location)
@@ -381,13 +380,18 @@ def _unavailable(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
 def require_postgres() -> str:
     """The admin URL of the local PostgreSQL, once it answers within 2 s."""
     try:
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
             pass
     except psycopg.Error as exc:
-        _unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+        _unavailable(f"PostgreSQL not reachable on {_host_port(POSTGRES_ADMIN_URL)}: {exc}")
     return POSTGRES_ADMIN_URL
 
 
@@ -397,7 +401,7 @@ def require_redis() -> str:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2) as client:
             client.ping()
     except redis.RedisError as exc:
-        _unavailable(f"Redis not reachable on 127.0.0.1:6379: {exc}")
+        _unavailable(f"Redis not reachable on {_host_port(REDIS_URL)}: {exc}")
     return REDIS_URL
 
 

@@ -1,0 +1,106 @@
+"""End to end on the production shape: two uvicorn workers sharing PostgreSQL and Redis."""
+
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.servers.site import (
+    Site,
+    delete_redis_keys,
+    exchange_code,
+    fresh_postgres_database,
+    refresh,
+    refresh_all_at_once,
+    require_postgres,
+    require_redis,
+    revoke,
+    sign_in_and_authorize,
+    signed_in_tokens,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    admin_url = require_postgres()
+    redis_url = require_redis()
+    with fresh_postgres_database(admin_url) as database_url:
+        server = Site(
+            tmp_path_factory.mktemp("site-postgres-redis"),
+            database_url=database_url,
+            redis_url=redis_url,
+            workers=2,
+        )
+        try:
+            with server:
+                yield server
+        finally:
+            delete_redis_keys(redis_url, server.key_prefix)
+
+
+@pytest.fixture(scope="module")
+def client_id(site: Site) -> str:
+    return site.create_public_client()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
+        yield client
+
+
+def test_twenty_concurrent_refreshes_rotate_once_across_two_workers(
+    site: Site, client_id: str, http: httpx.Client
+) -> None:
+    # Given a signed-in client's tokens
+    first = signed_in_tokens(site, client_id)
+
+    # When 20 requests, spread over both workers, present its refresh token at the same moment
+    answers = refresh_all_at_once(site, client_id, first["refresh_token"], 20)
+
+    # Then all get the same new pair
+    assert [answer.status_code for answer in answers] == [200] * 20, [a.text for a in answers]
+    bodies = [answer.json() for answer in answers]
+    assert all(body == bodies[0] for body in bodies), {body["refresh_token"] for body in bodies}
+    refresh_token = bodies[0]["refresh_token"]
+    assert refresh_token != first["refresh_token"]
+
+    # and the token was rotated exactly once; its successor is live and rotates normally
+    assert site.family_size(refresh_token) == 2
+    onward = refresh(http, site, client_id, refresh_token)
+    assert onward.status_code == 200, onward.text
+    assert site.family_size(onward.json()["refresh_token"]) == 3
+
+
+def test_full_flow_across_two_workers(site: Site, client_id: str, http: httpx.Client) -> None:
+    # Given a browser that signs in and allows (its session lives in the shared database and cache)
+    state = secrets.token_urlsafe(32)
+    user, password = site.username, site.password
+    code, verifier, query = sign_in_and_authorize(http, site, client_id, user, password, state=state)
+    assert query["state"] == [state]
+    assert query["iss"] == [site.base_url]
+
+    # When the client exchanges the code and refreshes
+    issued = exchange_code(http, site, client_id, code, verifier)
+    assert issued.status_code == 200, issued.text
+    first = issued.json()
+    assert first["expires_in"] == 1800
+    rotated = refresh(http, site, client_id, first["refresh_token"])
+    assert rotated.status_code == 200, rotated.text
+
+    # Then a replay within the grace gets the same pair, whichever worker answers it
+    for _ in range(4):
+        with httpx.Client(follow_redirects=False, timeout=30.0) as new_connection:
+            replayed = refresh(new_connection, site, client_id, first["refresh_token"])
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json() == rotated.json()
+
+    # When the client revokes its newest refresh token, the family is gone
+    assert revoke(http, site, client_id, rotated.json()["refresh_token"]).status_code == 200
+    for token in (rotated.json()["refresh_token"], first["refresh_token"]):
+        answer = refresh(http, site, client_id, token)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "invalid_grant"
