@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -41,7 +42,10 @@ def replay(old_token: str, client_id: str) -> bytes | None:
     if not entry or entry["client_id"] != client_id:
         return None
     sealed: bytes = entry["sealed"]
-    body = _cipher(old_token).decrypt(sealed[:12], sealed[12:], client_id.encode())
+    try:
+        body = _cipher(old_token).decrypt(sealed[:12], sealed[12:], client_id.encode())
+    except InvalidTag:  # altered in the cache: treat as never kept
+        return None
     new_refresh = json.loads(body)["refresh_token"]
     checksum = hashlib.sha256(new_refresh.encode()).hexdigest()
     if not RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=True).exists():

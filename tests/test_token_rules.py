@@ -363,3 +363,46 @@ def test_an_unknown_refresh_token_is_invalid_grant(signed_in, public_client):
 
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_grant", "error_description": GRANT_FAILED}
+
+
+@pytest.mark.django_db
+def test_a_confidential_client_must_authenticate_to_get_the_kept_pair(signed_in, confidential_client):
+    app, secret = confidential_client
+    code, verifier, _ = issue_code(signed_in, app.client_id)
+    first = exchange(signed_in, app.client_id, code, verifier, client_secret=secret).json()
+    rotated = refresh(signed_in, app.client_id, first["refresh_token"], client_secret=secret).json()
+
+    unauthenticated = refresh(signed_in, app.client_id, first["refresh_token"])
+
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"] == "invalid_client"
+    replayed = refresh(signed_in, app.client_id, first["refresh_token"], client_secret=secret)
+    assert replayed.json() == rotated
+
+
+@pytest.mark.django_db
+def test_an_altered_grace_entry_is_ignored_and_the_replay_treated_as_reuse(signed_in, public_client, tokens):
+    rotated = refresh(signed_in, public_client.client_id, tokens["refresh_token"]).json()
+    key = "refresh-grace:" + checksum(tokens["refresh_token"])
+    kept = cache.get(key)
+    cache.set(key, {**kept, "sealed": kept["sealed"][:-1] + bytes([kept["sealed"][-1] ^ 1])}, timeout=60)
+
+    replayed = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
+
+    assert replayed.status_code == 400
+    assert refresh(signed_in, public_client.client_id, rotated["refresh_token"]).status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_grant_held_by_another_request_too_long_gets_a_retryable_503(signed_in, public_client, tokens, monkeypatch):
+    from oauth_server.locks import cache_lock
+    from oauth_server.views import token as token_view
+
+    monkeypatch.setattr(token_view, "cache_lock", lambda name: cache_lock(name, wait_seconds=0.1))
+    with cache_lock("grant:" + checksum(tokens["refresh_token"])):
+        response = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response["Retry-After"] == "1"
+    assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
