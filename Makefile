@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/python manage.py migrate --noinput
 	$(VENV)/bin/python manage.py ensureadmin
-	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off
+	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --timeout-graceful-shutdown 5
 
 test: install
 	$(VENV)/bin/pytest

@@ -1,4 +1,7 @@
-"""ASGI entry point (uvicorn): Channels routes HTTP; bodies are capped before Django or a consumer reads them."""
+"""ASGI entry point (uvicorn): Channels sends /mcp to the MCP consumer and everything else to Django.
+
+Request bodies are capped before Django or the consumer reads them.
+"""
 
 import os
 import sys
@@ -9,12 +12,15 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()  # must run before anything imports models
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from mcp_gateway.consumer import McpConsumer  # noqa: E402
 from muster_project.body_limit import BodySizeLimit  # noqa: E402
 
 if settings.MUSTER_CONFIG_ERROR:
     sys.exit(f"configuration error: {settings.MUSTER_CONFIG_ERROR}")
 
-application = ProtocolTypeRouter({"http": BodySizeLimit(django_asgi_app, settings.MAX_REQUEST_BODY_BYTES)})
+routes = URLRouter([re_path(r"^mcp$", McpConsumer.as_asgi()), re_path(r"", django_asgi_app)])
+application = ProtocolTypeRouter({"http": BodySizeLimit(routes, settings.MAX_REQUEST_BODY_BYTES)})

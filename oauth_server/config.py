@@ -203,6 +203,7 @@ _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _REFUSED_SCHEMES = {"http", "https", "javascript", "data", "file", "vbscript", "about", "ftp", "blob"}
 _REFUSED_SCHEMES |= {"ms-appx", "ms-appx-web"}
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_ASGI_APP_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def _check_enabled(value: bool) -> bool:
@@ -314,6 +315,29 @@ def _check_scopes(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _check_app(value: str) -> str:
+    if not _ASGI_APP_PATH.fullmatch(value):
+        raise ValueError(f"must name an ASGI app as module:attribute, got {value!r}")
+    return value
+
+
+def _check_upstream_url(value: str) -> str:
+    if value:
+        parts = _split(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.fragment or parts.username:
+            raise ValueError("must not have a fragment or user info")
+    return value
+
+
+def _check_required_scopes(values: tuple[str, ...]) -> tuple[str, ...]:
+    for scope in values:
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise ValueError(f"{scope!r} is not a valid scope token")
+    return tuple(dict.fromkeys(values))
+
+
 def _check_secret_key(value: str) -> str:
     if value and len(value) < 32:
         raise ValueError("must be at least 32 characters")
@@ -390,6 +414,36 @@ class ValkeyConfig:
 
 
 @dataclass(frozen=True)
+class McpConfig:
+    app: str = field(
+        default="mcp_gateway.demo:app",
+        metadata=_meta("app", "The ASGI MCP app served in-process at /mcp, as module:attribute.", check=_check_app),
+    )
+    upstream_url: str = field(
+        default="",
+        metadata=_meta(
+            "upstreamUrl",
+            "An MCP server elsewhere to stream authenticated /mcp requests to; when set, mcp.app is unused.",
+            check=_check_upstream_url,
+        ),
+    )
+    upstream_timeout: timedelta = field(
+        default=timedelta(seconds=30),
+        metadata=_meta("upstreamTimeout", "How long to wait for the upstream to connect and answer (between events)."),
+    )
+    forward_id_token: bool = field(
+        default=False,
+        metadata=_meta("forwardIdToken", "Send the user's upstream id_token as the bearer to mcp.upstreamUrl (SSO)."),
+    )
+    required_scopes: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "requiredScopes", "Scopes a token must carry to use /mcp (none by default).", check=_check_required_scopes
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     type: str = field(
         default="memory",
@@ -427,6 +481,7 @@ class Config:
     dex: DexConfig = field(default_factory=DexConfig, metadata={"key": "dex"})
     google: GoogleConfig = field(default_factory=GoogleConfig, metadata={"key": "google"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"key": "storage"})
+    mcp: McpConfig = field(default_factory=McpConfig, metadata={"key": "mcp"})
     registration_token: str = field(
         default="",
         metadata=_meta(
@@ -477,6 +532,10 @@ class Config:
     session_duration: timedelta = field(
         default=timedelta(hours=720),
         metadata=_meta("sessionDuration", "How long a sign-in lasts (refresh-token lifetime); Go duration."),
+    )
+    access_token_lifetime: timedelta = field(
+        default=timedelta(minutes=30),
+        metadata=_meta("accessTokenLifetime", "How long an access token works; Go duration."),
     )
     refresh_grace_period: timedelta = field(
         default=timedelta(seconds=60),

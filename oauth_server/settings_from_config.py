@@ -9,7 +9,6 @@ import dj_database_url
 
 from oauth_server.config import Config
 
-ACCESS_TOKEN_SECONDS = 30 * 60
 AUTHORIZATION_CODE_SECONDS = 60
 OFFLINE_ACCESS = "offline_access"
 
@@ -101,7 +100,7 @@ def _oauth2_provider(config: Config) -> dict[str, Any]:
         "ROTATE_REFRESH_TOKEN": True,
         # Our own 60 s race grace (oauth_server.refresh_grace) works with hashed storage; DOT's needs plaintext.
         "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
-        "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_SECONDS,
+        "ACCESS_TOKEN_EXPIRE_SECONDS": int(config.access_token_lifetime.total_seconds()),
         "REFRESH_TOKEN_EXPIRE_SECONDS": int(config.session_duration.total_seconds()),
         "AUTHORIZATION_CODE_EXPIRE_SECONDS": AUTHORIZATION_CODE_SECONDS,
         "ALLOW_LOCALHOST_LOOPBACK": config.allow_localhost_redirect_uris,

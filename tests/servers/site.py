@@ -96,6 +96,7 @@ class Site:
         workers: int = 1,
         username: str = "alice",
         password: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
@@ -112,6 +113,7 @@ class Site:
             key_prefix=self.key_prefix,
             grace=grace,
         )
+        self.env.update(extra_env or {})
         self.log_path = workdir / "uvicorn.log"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None

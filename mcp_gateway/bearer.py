@@ -1,0 +1,113 @@
+"""Bearer-token validation for /mcp: a short in-process cache, then Redis (redis.asyncio), then the database.
+
+A token passes only if it exists, is unexpired, belongs to an active user, was issued for the MCP
+resource and came from a refresh-token family (so registration tokens and user-less tokens never pass).
+Revocations delete the shared entry (`invalidate`) and the in-process entry lives at most half a second,
+so every worker refuses a revoked token within a second.
+"""
+
+import dataclasses
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+from oauth2_provider.models import AccessToken
+
+from mcp_gateway.identity import Identity
+from mcp_gateway.shared_cache import async_redis, sync_redis
+from oauth_server.resources import mcp_resource
+
+LOCAL_SECONDS = 0.5
+SHARED_SECONDS = 60
+MISS_SECONDS = 5
+_local: dict[str, tuple[float, Identity | None]] = {}
+
+
+def checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _shared_key(token_checksum: str) -> str:
+    return f"{settings.MUSTER_CONFIG.storage.valkey.key_prefix}mcp:at:{token_checksum}"
+
+
+async def validate(token: str) -> Identity | None:
+    """The identity behind a bearer token, or None when the token must be refused."""
+    token_checksum = checksum(token)
+    now = time.monotonic()
+    if (hit := _local.get(token_checksum)) and hit[0] > now:
+        return _unexpired(hit[1])
+    identity = await _shared_or_database(token_checksum)
+    if len(_local) > 10_000:
+        _local.clear()
+    _local[token_checksum] = (now + LOCAL_SECONDS, identity)
+    return _unexpired(identity)
+
+
+def _unexpired(identity: Identity | None) -> Identity | None:
+    return identity if identity is not None and identity.expires > datetime.now(UTC) else None
+
+
+async def _shared_or_database(token_checksum: str) -> Identity | None:
+    redis = async_redis()
+    if redis is None:
+        return await _from_database(token_checksum)
+    key = _shared_key(token_checksum)
+    if (blob := await redis.get(key)) is not None:
+        return _loads(blob)
+    identity = await _from_database(token_checksum)
+    ttl = min(SHARED_SECONDS, int((identity.expires - datetime.now(UTC)).total_seconds())) if identity else MISS_SECONDS
+    if ttl > 0:
+        await redis.set(key, _dumps(identity), ex=ttl)
+    return identity
+
+
+def _dumps(identity: Identity | None) -> str:
+    if identity is None:
+        return "null"
+    return json.dumps({**dataclasses.asdict(identity), "expires": identity.expires.isoformat()})
+
+
+def _loads(blob: bytes) -> Identity | None:
+    fields = json.loads(blob)
+    if fields is None:
+        return None
+    return Identity(
+        **{**fields, "scopes": tuple(fields["scopes"]), "expires": datetime.fromisoformat(fields["expires"])}
+    )
+
+
+@database_sync_to_async
+def _from_database(token_checksum: str) -> Identity | None:
+    token = (
+        AccessToken.objects.select_related("user", "application", "refresh_token")
+        .filter(token_checksum=token_checksum)
+        .first()
+    )
+    if token is None or token.user is None or not token.user.is_active or token.expires <= timezone.now():
+        return None
+    refresh_token = getattr(token, "refresh_token", None)  # the family's member that minted this token
+    family = refresh_token.token_family if refresh_token is not None and refresh_token.revoked is None else None
+    if family is None or mcp_resource() not in (token.resource or []):
+        return None
+    return Identity(
+        subject=token.user.get_username(),
+        user_id=token.user_id,
+        client_id=token.application.client_id,
+        scopes=tuple(token.scope.split()),
+        session_id=str(family),
+        expires=token.expires,
+    )
+
+
+def invalidate(token_checksums: list[str]) -> None:
+    """Forget tokens at once: here, and in the shared cache that every worker reads."""
+    for token_checksum in token_checksums:
+        _local.pop(token_checksum, None)
+    redis = sync_redis()
+    if redis is not None and token_checksums:
+        redis.delete(*(_shared_key(c) for c in token_checksums))

@@ -1,0 +1,51 @@
+"""Origin checks and CORS for /mcp: the Streamable HTTP DNS-rebinding defence, done here (no middleware runs)."""
+
+from django.conf import settings
+
+from mcp_gateway.responses import Reply
+from oauth_server.config import canonical_resource
+
+ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
+ALLOW_HEADERS = b"Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+EXPOSE_HEADERS = b"Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate"
+
+
+def _canonical(origin: str) -> str | None:
+    try:
+        return canonical_resource(origin)
+    except ValueError:
+        return None
+
+
+def _listed(origin: str) -> bool:
+    return _canonical(origin) in settings.MUSTER_CONFIG.allowed_origins
+
+
+def is_allowed(origin: str) -> bool:
+    """Same origin as the base URL, or listed in `allowedOrigins`."""
+    return _canonical(origin) == canonical_resource(settings.MUSTER_CONFIG.base_url) or _listed(origin)
+
+
+def cors_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
+    """Headers that let a listed browser origin read the answer."""
+    if not origin or not _listed(origin):
+        return []
+    return [
+        (b"access-control-allow-origin", origin.encode()),
+        (b"access-control-expose-headers", EXPOSE_HEADERS),
+        (b"vary", b"Origin"),
+    ]
+
+
+def preflight(origin: str | None) -> Reply:
+    """OPTIONS: answered from `allowedOrigins`; anyone else learns nothing."""
+    if not origin or not is_allowed(origin):
+        return Reply(403)
+    return Reply(
+        204,
+        headers=[
+            (b"access-control-allow-methods", ALLOW_METHODS),
+            (b"access-control-allow-headers", ALLOW_HEADERS),
+            (b"access-control-max-age", b"3600"),
+        ],
+    )
