@@ -2,8 +2,8 @@
 
 A token passes only if it exists, is unexpired, belongs to an active user, was issued for the MCP
 resource and came from a refresh-token family (so registration tokens and user-less tokens never pass).
-Revocations delete the shared entry (`invalidate`) and the in-process entry lives at most half a second,
-so every worker refuses a revoked token within a second.
+Revocations overwrite the shared entry with a tombstone (`invalidate`) and the in-process entry lives at
+most half a second, so every worker refuses a revoked token within a second.
 """
 
 import dataclasses
@@ -62,7 +62,8 @@ async def _shared_or_database(token_checksum: str) -> Identity | None:
     identity = await _from_database(token_checksum)
     ttl = min(SHARED_SECONDS, int((identity.expires - datetime.now(UTC)).total_seconds())) if identity else MISS_SECONDS
     if ttl > 0:
-        await redis.set(key, _dumps(identity), ex=ttl)
+        # NX: a revocation's tombstone written while we read the database must win over what we read.
+        await redis.set(key, _dumps(identity), ex=ttl, nx=True)
     return identity
 
 
@@ -110,4 +111,7 @@ def invalidate(token_checksums: list[str]) -> None:
         _local.pop(token_checksum, None)
     redis = sync_redis()
     if redis is not None and token_checksums:
-        redis.delete(*(_shared_key(c) for c in token_checksums))
+        with redis.pipeline(transaction=False) as pipeline:
+            for token_checksum in token_checksums:  # a tombstone, not a delete: see _shared_or_database
+                pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
+            pipeline.execute()

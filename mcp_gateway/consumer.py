@@ -89,7 +89,7 @@ class McpConsumer(AsyncConsumer):
         # The app gets the identity, never our bearer token (it must not log it or pass it on).
         headers = [(name, value) for name, value in self.scope["headers"] if name.lower() != b"authorization"]
         scope = {**self.scope, "headers": headers, SCOPE_KEY: outcome}
-        await target()(scope, self._receive, self._relay(outcome, cors))
+        await target()(scope, self._receive, self._relay(outcome, cors, session_id))
 
     async def _authenticate(self) -> Identity | Reply:
         """The caller's identity, or the answer that refuses them."""
@@ -116,15 +116,15 @@ class McpConsumer(AsyncConsumer):
         await self.disconnected.wait()
         return {"type": "http.disconnect"}
 
-    def _relay(self, identity: Identity, cors: list[tuple[bytes, bytes]]) -> Any:
+    def _relay(self, identity: Identity, cors: list[tuple[bytes, bytes]], known_session: str | None) -> Any:
         """The target's answer goes to the client as it is produced; a new session is bound to this user."""
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                session_id = next((v for k, v in headers if k.lower() == b"mcp-session-id"), None)
-                if session_id:
-                    await sessions.bind(session_id.decode("latin-1"), identity.user_id)
+                session_id = next((v.decode("latin-1") for k, v in headers if k.lower() == b"mcp-session-id"), None)
+                if session_id and session_id != known_session:
+                    await sessions.bind(session_id, identity.user_id)
                 message = {**message, "headers": headers + cors}
             await self.send(message)
 

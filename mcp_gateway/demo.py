@@ -30,8 +30,9 @@ def echo(text: str) -> str:
     return text
 
 
-# The gateway checks Origin and Host itself before anything reaches this app.
+# Stateless, so any worker or replica can answer any request; the gateway checks Origin and Host itself.
 app = server.streamable_http_app(
     streamable_http_path="/mcp",
+    stateless_http=True,
     transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
 )

@@ -10,7 +10,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
-from mcp_gateway import bearer, targets
+from mcp_gateway import bearer, shared_cache, targets
 from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
 from tests.flow import checksum, sign_in
@@ -26,9 +26,11 @@ def identity_app(settings):
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, mcp=mcp)
     targets.target.cache_clear()
     bearer._local.clear()
+    shared_cache._local.clear()
     yield
     targets.target.cache_clear()
     bearer._local.clear()
+    shared_cache._local.clear()
 
 
 async def exchange(method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
@@ -74,7 +76,7 @@ def tokens(user, public_client) -> dict[str, str]:
     return sign_in(user, public_client.client_id)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_valid_token_reaches_the_app_with_the_callers_identity(tokens, user, public_client):
     response = call(authorization=bearer_for(tokens))
 
@@ -89,7 +91,7 @@ def test_a_valid_token_reaches_the_app_with_the_callers_identity(tokens, user, p
     assert seen["body"] == INITIALIZE.decode()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_our_bearer_token_is_not_passed_to_the_app(tokens):
     seen = json.loads(call(authorization=bearer_for(tokens))["body"])
 
@@ -97,13 +99,13 @@ def test_our_bearer_token_is_not_passed_to_the_app(tokens):
     assert seen["identity"]["subject"] == "alice"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_the_scheme_is_case_insensitive(tokens, scheme):
     assert call(authorization=f"{scheme} {tokens['access_token']}")["status"] == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_no_token_gets_a_401_challenge_without_an_error():
     response = call()
 
@@ -112,7 +114,7 @@ def test_no_token_gets_a_401_challenge_without_an_error():
     assert "invalid_token" not in response["headers"]["www-authenticate"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "authorization",
     ["Bearer", "Bearer ", "Bearer two words", "Bearer not-a-real-token", "Basic YWxpY2U6cGFzcw=="],
@@ -130,7 +132,7 @@ def test_a_malformed_or_unknown_token_gets_invalid_token(authorization):
     assert PRM in response["headers"]["www-authenticate"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_in_the_query_string_is_refused(tokens):
     response = call(path=f"/mcp?access_token={tokens['access_token']}")
 
@@ -138,14 +140,14 @@ def test_a_token_in_the_query_string_is_refused(tokens):
     assert json.loads(response["body"])["error"] == "invalid_request"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_in_a_form_body_is_refused(tokens):
     body = f"access_token={tokens['access_token']}".encode()
 
     assert call(body=body, content_type="application/x-www-form-urlencoded")["status"] == 400
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_expired_token_is_refused_with_the_same_description(tokens):
     AccessToken.objects.update(expires=timezone.now() - timedelta(seconds=1))
 
@@ -176,21 +178,21 @@ def test_a_deactivated_users_token_is_refused_at_once(user, public_client):
     assert call(authorization=bearer_for(tokens))["status"] == 401
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_for_another_resource_is_refused(tokens):
     AccessToken.objects.update(resource=["https://other.example/mcp"])
 
     assert call(authorization=bearer_for(tokens))["status"] == 401
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_without_a_resource_is_refused(tokens):
     AccessToken.objects.update(resource=[])
 
     assert call(authorization=bearer_for(tokens))["status"] == 401
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_registration_access_token_is_refused(public_client):
     # DCR registration tokens are plain access tokens with no user, no refresh token and no resource.
     token = AccessToken(application=public_client, scope="oauth2_provider:registration mcp")
@@ -201,14 +203,14 @@ def test_a_registration_access_token_is_refused(public_client):
     assert call(authorization="Bearer " + "registration-token-" + "x" * 30)["status"] == 401
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_without_a_user_is_refused(tokens):
     AccessToken.objects.update(user=None)
 
     assert call(authorization=bearer_for(tokens))["status"] == 401
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_token_missing_a_required_scope_gets_403_insufficient_scope(tokens, settings):
     mcp = dataclasses.replace(settings.MUSTER_CONFIG.mcp, required_scopes=("tools:write",))
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, mcp=mcp)
@@ -220,7 +222,7 @@ def test_a_token_missing_a_required_scope_gets_403_insufficient_scope(tokens, se
     assert 'error="insufficient_scope"' in challenge and 'scope="tools:write"' in challenge and PRM in challenge
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_required_scopes_are_named_in_every_challenge(settings):
     mcp = dataclasses.replace(settings.MUSTER_CONFIG.mcp, required_scopes=("mcp",))
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, mcp=mcp)
@@ -228,7 +230,7 @@ def test_required_scopes_are_named_in_every_challenge(settings):
     assert 'scope="mcp"' in call()["headers"]["www-authenticate"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_session_is_bound_to_the_user_who_opened_it(user, bob, public_client):
     alice_tokens = sign_in(user, public_client.client_id)
     bob_tokens = sign_in(bob, public_client.client_id)
@@ -241,7 +243,7 @@ def test_a_session_is_bound_to_the_user_who_opened_it(user, bob, public_client):
     assert json.loads(refused["body"])["error"] == "session_not_found"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("origin", ["https://evil.example", "http://127.0.0.1:9999", "null"])
 def test_a_foreign_origin_is_refused_with_403(tokens, origin):
     response = call(authorization=bearer_for(tokens), origin=origin)
@@ -249,12 +251,12 @@ def test_a_foreign_origin_is_refused_with_403(tokens, origin):
     assert response["status"] == 403
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_sites_own_origin_is_allowed(tokens):
     assert call(authorization=bearer_for(tokens), origin="http://127.0.0.1:8000")["status"] == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_listed_origin_gets_cors_headers(tokens, settings):
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, allowed_origins=("https://inspector.example",))
 
@@ -265,7 +267,7 @@ def test_a_listed_origin_gets_cors_headers(tokens, settings):
     assert "Mcp-Session-Id" in response["headers"]["access-control-expose-headers"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_preflight_is_answered_from_the_allowed_origins(settings):
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, allowed_origins=("https://inspector.example",))
 
@@ -279,14 +281,14 @@ def test_preflight_is_answered_from_the_allowed_origins(settings):
     assert "access-control-allow-origin" not in refused["headers"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_oversized_body_is_refused_with_413(tokens):
     response = call(body=b"x" * ((1 << 20) + 1), authorization=bearer_for(tokens))
 
     assert response["status"] == 413
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_every_authenticated_request_sends_the_authenticated_signal(tokens):
     seen = []
 
@@ -303,7 +305,7 @@ def test_every_authenticated_request_sends_the_authenticated_signal(tokens):
     assert [identity.subject for identity in seen] == ["alice"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_error_answers_carry_the_security_headers():
     headers = call()["headers"]
 
@@ -312,7 +314,7 @@ def test_error_answers_carry_the_security_headers():
     assert headers["content-type"] == "application/json"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_other_applications_tokens_work_too(user):
     other = Application.objects.create(
         name="Other",
@@ -325,7 +327,7 @@ def test_other_applications_tokens_work_too(user):
     assert json.loads(call(authorization=bearer_for(tokens))["body"])["identity"]["client_id"] == other.client_id
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_client_that_disconnects_mid_stream_stops_the_work_behind_it(tokens):
     from tests.servers import identity_app
 
@@ -365,3 +367,54 @@ def test_an_mcp_app_that_cannot_be_imported_is_reported_by_the_checks(settings):
 
     assert [error.id for error in errors] == ["muster.E002"]
     assert "mcp.app" in errors[0].msg
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The shared cache on a real Redis, whatever this run's configuration (skips, or fails under CI, without one)."""
+    from tests.servers.site import delete_redis_keys, require_redis
+
+    url = require_redis()
+    prefix = "gateway-test:"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+            "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
+            "OPTIONS": {"DB": 0},
+        }
+    }
+    valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
+    storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)
+    yield
+    delete_redis_keys(url, prefix)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_tombstone_in_redis_wins_over_a_concurrent_lookup(redis_cache, user, public_client):
+    tokens = sign_in(user, public_client.client_id)
+    assert call(authorization=bearer_for(tokens))["status"] == 200
+
+    # A revocation lands while another worker is between its database read and its cache write:
+    bearer.invalidate([checksum(tokens["access_token"])])
+    bearer._local.clear()
+
+    # the tombstone is what every worker now reads, although the database row was not touched here.
+    assert AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+    assert call(authorization=bearer_for(tokens))["status"] == 401
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_a_revoked_token_is_refused_and_sessions_stay_bound(redis_cache, user, bob, public_client):
+    alice_tokens = sign_in(user, public_client.client_id)
+    bob_tokens = sign_in(bob, public_client.client_id)
+    session_id = call(authorization=bearer_for(alice_tokens))["headers"]["mcp-session-id"]
+    assert call(authorization=bearer_for(bob_tokens), mcp_session_id=session_id)["status"] == 404
+
+    RefreshToken.revoke_family(RefreshToken.objects.filter(user=user).first().token_family)
+
+    assert call(authorization=bearer_for(alice_tokens))["status"] == 401

@@ -2,10 +2,6 @@
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -13,25 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mcp_gateway.identity import SCOPE_KEY, Identity
 from mcp_gateway.proxy import UpstreamProxy
+from tests.servers.asgi_process import free_port, serving
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 OUR_TOKEN = "our-access-token-must-stay-here"
 ID_TOKEN = "header.upstream-id-token.signature"
 SSE_EVENTS = b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
-UVICORN = [sys.executable, "-m", "uvicorn", "--timeout-graceful-shutdown", "1"]
 
 Message = MutableMapping[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -54,34 +42,9 @@ class Upstream:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    port = free_port()
     events_log = tmp_path_factory.mktemp("upstream") / "events.log"
-    process = subprocess.Popen(
-        [*UVICORN, "tests.servers.upstream_mcp:app", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "UPSTREAM_EVENTS_LOG": str(events_log)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "the upstream exited before it answered"
-            try:
-                httpx.get(base_url + "/ready", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the upstream did not answer within 20 s"
-                time.sleep(0.1)
+    with serving("tests.servers.upstream_mcp:app", {"UPSTREAM_EVENTS_LOG": str(events_log)}) as base_url:
         yield Upstream(base_url, events_log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def identity(id_token: str | None = ID_TOKEN) -> Identity:

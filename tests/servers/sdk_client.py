@@ -1,0 +1,147 @@
+"""The official MCP SDK as a test client: OAuthClientProvider with a headless browser that signs in and allows."""
+
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
+
+import anyio
+import anyio.to_thread
+import httpx
+import httpx2
+from mcp.client import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
+
+from tests.servers.site import Site, free_port, page_forms
+
+SDK_TIMEOUT_SECONDS = 60.0
+
+
+class MemoryTokenStorage:
+    """The SDK's `TokenStorage`: holds the pre-registered client and remembers every token response it was given."""
+
+    def __init__(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+        self.issued: list[OAuthToken] = []
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.issued[-1] if self.issued else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.issued.append(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        raise AssertionError(f"the SDK tried to register a client instead of using ours: {client_info!r}")
+
+
+def _form(page: httpx.Response, what: str) -> dict[str, Any]:
+    forms = [form for form in page_forms(page.text) if form.get("method", "get").lower() == "post"]
+    assert page.status_code == 200 and len(forms) == 1, f"expected the {what} page, got {page.status_code}: {page.text}"
+    return forms[0]
+
+
+def _without_port(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+
+
+class HeadlessBrowser:
+    """The user's browser: the SDK hands it the authorization URL, it signs in, allows, and captures the redirect."""
+
+    def __init__(self, site: Site, redirect_uri: str) -> None:
+        self.site = site
+        self.redirect_uri = redirect_uri
+        self.http = httpx.Client(follow_redirects=False, timeout=30.0)
+        self.authorization_urls: list[str] = []
+        self.sign_ins = 0
+        self._result: AuthorizationCodeResult | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    async def redirect_handler(self, authorization_url: str) -> None:
+        self.authorization_urls.append(authorization_url)
+        self._result = await anyio.to_thread.run_sync(self._authorize, authorization_url)
+
+    async def callback_handler(self) -> AuthorizationCodeResult:
+        result, self._result = self._result, None
+        assert result is not None, "the callback came without a redirect"
+        return result
+
+    def _authorize(self, url: str) -> AuthorizationCodeResult:
+        """GET authorize -> sign in (if asked) -> consent -> the redirect to the client, as a browser would."""
+        answer = self.http.get(url)
+        if answer.status_code == 302:
+            login_url = urljoin(url, answer.headers["location"])
+            assert urlsplit(login_url).path == "/oauth/login", f"authorize sent the browser to {login_url}"
+            login = _form(self.http.get(login_url), "sign-in")
+            fields = {**login["inputs"], "username": self.site.username, "password": self.site.password}
+            signed_in = self.http.post(urljoin(login_url, login.get("action", "")), data=fields)
+            assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
+            self.sign_ins += 1
+            url = urljoin(login_url, signed_in.headers["location"])
+            assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
+            answer = self.http.get(url)
+        consent = _form(answer, "consent")
+        assert ("allow", "Authorize") in consent["buttons"], consent
+        decided = self.http.post(
+            urljoin(url, consent.get("action", "")), data={**consent["inputs"], "allow": "Authorize"}
+        )
+        assert decided.status_code == 302, f"consent answered {decided.status_code}: {decided.text[:500]}"
+        location = decided.headers["location"]
+        assert _without_port(location) == _without_port(self.redirect_uri), location
+        assert urlsplit(location).port == urlsplit(self.redirect_uri).port, location
+        query = {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+        assert "code" in query, f"no code in {location}"
+        return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+
+
+class SdkUser:
+    """One user with one pre-registered client, connecting to /mcp through the SDK's OAuth provider."""
+
+    def __init__(self, site: Site, client_id: str) -> None:
+        # The client is registered with http://127.0.0.1/callback; loopback redirect URIs match on any port.
+        self.redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
+        self.browser = HeadlessBrowser(site, self.redirect_uri)
+        self.storage = MemoryTokenStorage(
+            OAuthClientInformationFull(
+                client_id=client_id,
+                redirect_uris=[AnyUrl(self.redirect_uri)],
+                token_endpoint_auth_method="none",
+                grant_types=["authorization_code", "refresh_token"],
+            )
+        )
+        self.provider = OAuthClientProvider(
+            server_url=f"{site.base_url}/mcp",
+            client_metadata=OAuthClientMetadata(
+                client_name="E2E SDK client",
+                redirect_uris=[AnyUrl(self.redirect_uri)],
+                token_endpoint_auth_method="none",
+                grant_types=["authorization_code", "refresh_token"],
+            ),
+            storage=self.storage,
+            redirect_handler=self.browser.redirect_handler,
+            callback_handler=self.browser.callback_handler,
+        )
+        self.url = f"{site.base_url}/mcp"
+
+    def connect(self, http: httpx2.AsyncClient) -> Client:
+        """An MCP client over Streamable HTTP using the initialize handshake (as 2025-06-18 clients do)."""
+        return Client(streamable_http_client(self.url, http_client=http), mode="legacy")
+
+    def http(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(auth=self.provider, timeout=httpx2.Timeout(SDK_TIMEOUT_SECONDS))
+
+
+def structured(result: Any) -> Any:
+    assert not result.is_error, result
+    return result.structured_content
+
+
+def texts(result: Any) -> list[str]:
+    assert not result.is_error, result
+    return [block.text for block in result.content if block.type == "text"]
