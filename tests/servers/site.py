@@ -79,7 +79,7 @@ def manage_command(*args: str) -> list[str]:
 
 def uvicorn_command(port: int, workers: int = 1) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "muster_project.asgi:application"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
     return command + (["--workers", str(workers)] if workers > 1 else [])
 
 
