@@ -252,6 +252,21 @@ def _check_db(value: int) -> int:
     return value
 
 
+def _check_positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _check_cidrs(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP network (CIDR such as 10.0.0.0/8 or 2001:db8::/32)") from None
+    return values
+
+
 def _check_schemes(values: tuple[str, ...]) -> tuple[str, ...]:
     schemes = tuple(value.lower() for value in values)
     for scheme in schemes:
@@ -444,6 +459,88 @@ class McpConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """Token buckets shared by every worker and replica (in Redis/Valkey when configured); muster's values."""
+
+    ip_rate: int = field(
+        default=50,
+        metadata=_meta(
+            "ipRate", "Per client IP, on every OAuth endpoint and /mcp: tokens added per second.", check=_check_positive
+        ),
+    )
+    ip_burst: int = field(
+        default=100,
+        metadata=_meta(
+            "ipBurst",
+            "Per client IP, on every OAuth endpoint and /mcp: bucket size (the burst allowed).",
+            check=_check_positive,
+        ),
+    )
+    user_rate: int = field(
+        default=100,
+        metadata=_meta(
+            "userRate",
+            "Per signed-in user on /mcp, per confidential client on /oauth/token and /oauth/revoke: tokens added per second.",
+            check=_check_positive,
+        ),
+    )
+    user_burst: int = field(
+        default=200,
+        metadata=_meta(
+            "userBurst",
+            "Per signed-in user on /mcp, per confidential client on /oauth/token and /oauth/revoke: bucket size (the burst allowed).",
+            check=_check_positive,
+        ),
+    )
+    registrations_per_hour: int = field(
+        default=10,
+        metadata=_meta("registrationsPerHour", "Client registrations per IP per hour.", check=_check_positive),
+    )
+    clients_per_ip: int = field(
+        default=10, metadata=_meta("clientsPerIP", "Registered clients kept per IP.", check=_check_positive)
+    )
+    cimd_rate: int = field(
+        default=1,
+        metadata=_meta("cimdRate", "CIMD document fetches per host: tokens added per second.", check=_check_positive),
+    )
+    cimd_burst: int = field(
+        default=3,
+        metadata=_meta(
+            "cimdBurst", "CIMD document fetches per host: bucket size (the burst allowed).", check=_check_positive
+        ),
+    )
+    security_log_rate: int = field(
+        default=1,
+        metadata=_meta(
+            "securityLogRate",
+            "Security-event log lines per (user, client, event): tokens added per second.",
+            check=_check_positive,
+        ),
+    )
+    security_log_burst: int = field(
+        default=5,
+        metadata=_meta(
+            "securityLogBurst",
+            "Security-event log lines per (user, client, event): bucket size (the burst allowed).",
+            check=_check_positive,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    allowed_cidrs: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "allowedCIDRs",
+            "Networks besides loopback that may read /metrics.",
+            check=_check_cidrs,
+            env="ALLOWED_CIDRS",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     type: str = field(
         default="memory",
@@ -482,6 +579,17 @@ class Config:
     google: GoogleConfig = field(default_factory=GoogleConfig, metadata={"key": "google"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"key": "storage"})
     mcp: McpConfig = field(default_factory=McpConfig, metadata={"key": "mcp"})
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig, metadata={"key": "rateLimit"})
+    metrics: MetricsConfig = field(default_factory=MetricsConfig, metadata={"key": "metrics"})
+    trusted_proxy_cidrs: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "trustedProxyCIDRs",
+            "Proxies whose X-Forwarded-For is believed: the client IP is the right-most hop not in these networks.",
+            check=_check_cidrs,
+            env="TRUSTED_PROXY_CIDRS",
+        ),
+    )
     registration_token: str = field(
         default="",
         metadata=_meta(
