@@ -24,6 +24,7 @@ from oauth_server.resources import mcp_resource
 LOCAL_SECONDS = 0.5
 SHARED_SECONDS = 60
 MISS_SECONDS = 5
+LOCAL_MAX_ENTRIES = 10_000
 _local: dict[str, tuple[float, Identity | None]] = {}
 
 
@@ -42,9 +43,11 @@ async def validate(token: str) -> Identity | None:
     if (hit := _local.get(token_checksum)) and hit[0] > now:
         return _unexpired(hit[1])
     identity = await _shared_or_database(token_checksum)
-    if len(_local) > 10_000:
-        _local.clear()
-    _local[token_checksum] = (now + LOCAL_SECONDS, identity)
+    if len(_local) >= LOCAL_MAX_ENTRIES:
+        for stale in [key for key, (until, _) in _local.items() if until <= now]:
+            del _local[stale]
+    if len(_local) < LOCAL_MAX_ENTRIES:
+        _local[token_checksum] = (now + LOCAL_SECONDS, identity)
     return _unexpired(identity)
 
 

@@ -31,6 +31,7 @@ class McpConsumer(AsyncConsumer):
         super().__init__(*args, **kwargs)
         self.body: bytes | None = b""
         self.started = False
+        self.answered = False
         self.task: asyncio.Task[None] | None = None
         self.disconnected = asyncio.Event()
 
@@ -43,8 +44,9 @@ class McpConsumer(AsyncConsumer):
             self.task = asyncio.create_task(self.serve())
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
+        """A client gone mid-answer cancels the work; after a complete answer the app may finish its clean-up."""
         self.disconnected.set()
-        if self.task is not None and not self.task.done():
+        if self.task is not None and not self.task.done() and not self.answered:
             self.task.cancel()
         raise StopConsumer()
 
@@ -60,6 +62,7 @@ class McpConsumer(AsyncConsumer):
 
     async def send(self, message: dict[str, Any]) -> None:
         self.started = self.started or message["type"] == "http.response.start"
+        self.answered = message["type"] == "http.response.body" and not message.get("more_body")
         await super().send(message)
 
     def _header(self, name: bytes) -> str | None:

@@ -9,9 +9,18 @@ def _key(session_id: str) -> str:
     return f"{settings.MUSTER_CONFIG.storage.valkey.key_prefix}mcp:session:{session_id}"
 
 
+# A session's owner never changes once recorded, so a worker remembers the owners it has looked up.
+_owners: dict[str, str] = {}
+OWNERS_KEPT = 10_000
+
+
 async def may_use(session_id: str, user_id: int) -> bool:
     """True unless the session was opened by someone else."""
-    owner = await shared_get(_key(session_id))
+    owner = _owners.get(session_id)
+    if owner is None:
+        owner = await shared_get(_key(session_id))
+        if owner is not None and len(_owners) < OWNERS_KEPT:
+            _owners[session_id] = owner
     return owner is None or owner == str(user_id)
 
 

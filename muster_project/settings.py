@@ -111,5 +111,8 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "oauth2_provider": {"level": "WARNING"},
+        # One line per proxied call and per stateless MCP request otherwise.
+        "httpx": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},
     },
 }

@@ -1,5 +1,6 @@
 """The /mcp gateway in process: who gets through, what every refusal looks like, and what the app receives."""
 
+import asyncio
 import dataclasses
 import json
 from datetime import timedelta
@@ -10,7 +11,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
-from mcp_gateway import bearer, shared_cache, targets
+from mcp_gateway import bearer, sessions, shared_cache, targets
 from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
 from tests.flow import checksum, sign_in
@@ -27,10 +28,12 @@ def identity_app(settings):
     targets.target.cache_clear()
     bearer._local.clear()
     shared_cache._local.clear()
+    sessions._owners.clear()
     yield
     targets.target.cache_clear()
     bearer._local.clear()
     shared_cache._local.clear()
+    sessions._owners.clear()
 
 
 async def exchange(method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
@@ -418,3 +421,23 @@ def test_with_redis_a_revoked_token_is_refused_and_sessions_stay_bound(redis_cac
     RefreshToken.revoke_family(RefreshToken.objects.filter(user=user).first().token_family)
 
     assert call(authorization=bearer_for(alice_tokens))["status"] == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_complete_answer_the_app_may_finish_its_clean_up(tokens):
+    from tests.servers import identity_app
+
+    identity_app.finished_cleanups.clear()
+
+    async def answer_then_leave() -> None:
+        await exchange(
+            "POST",
+            "/mcp",
+            INITIALIZE,
+            [(b"authorization", bearer_for(tokens).encode()), (b"x-test-cleanup", b"1")],
+        )
+        await asyncio.sleep(0.3)  # the client is gone; the app's clean-up still runs to its end
+
+    async_to_sync(answer_then_leave)()
+
+    assert identity_app.finished_cleanups == ["POST"]

@@ -8,6 +8,7 @@ from typing import Any
 from mcp_gateway.identity import identity_of
 
 cancelled_streams: list[str] = []
+finished_cleanups: list[str] = []
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,6 +28,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = [(b"content-type", b"application/json"), (b"mcp-session-id", b"session-from-app")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+    if b"x-test-cleanup" in dict(scope["headers"]):
+        await asyncio.sleep(0.05)  # work an app does after answering (the MCP SDK closes its session here)
+        finished_cleanups.append(scope["method"])
 
 
 async def stream_until_cancelled(send: Any) -> None:
