@@ -24,7 +24,8 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/python manage.py migrate --noinput
 	$(VENV)/bin/python manage.py ensureadmin
-	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --timeout-graceful-shutdown 5
+	rm -f "$${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}"/*.db  # counts of a previous run must not carry over
+	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --timeout-graceful-shutdown 5 --no-proxy-headers
 
 test: install
 	$(VENV)/bin/pytest

@@ -6,9 +6,11 @@ Revocations overwrite the shared entry with a tombstone (`invalidate`) and the i
 most half a second, so every worker refuses a revoked token within a second.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -16,11 +18,14 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
+from redis.exceptions import RedisError
 
 from mcp_gateway.identity import Identity
 from mcp_gateway.shared_cache import async_redis, sync_redis
+from oauth_server import metrics
 from oauth_server.resources import mcp_resource
 
+log = logging.getLogger("muster.mcp")
 LOCAL_SECONDS = 0.5
 SHARED_SECONDS = 60
 MISS_SECONDS = 5
@@ -38,16 +43,19 @@ def _shared_key(token_checksum: str) -> str:
 
 async def validate(token: str) -> Identity | None:
     """The identity behind a bearer token, or None when the token must be refused."""
+    started = time.perf_counter()
     token_checksum = checksum(token)
     now = time.monotonic()
     if (hit := _local.get(token_checksum)) and hit[0] > now:
+        metrics.token_validation("local", time.perf_counter() - started)
         return _unexpired(hit[1])
-    identity = await _shared_or_database(token_checksum)
+    source, identity = await _shared_or_database(token_checksum)
     if len(_local) >= LOCAL_MAX_ENTRIES:
         for stale in [key for key, (until, _) in _local.items() if until <= now]:
             del _local[stale]
     if len(_local) < LOCAL_MAX_ENTRIES:
         _local[token_checksum] = (now + LOCAL_SECONDS, identity)
+    metrics.token_validation(source, time.perf_counter() - started)
     return _unexpired(identity)
 
 
@@ -55,19 +63,28 @@ def _unexpired(identity: Identity | None) -> Identity | None:
     return identity if identity is not None and identity.expires > datetime.now(UTC) else None
 
 
-async def _shared_or_database(token_checksum: str) -> Identity | None:
+async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None]:
+    """Where the answer came from ("redis" or "database") and the identity, if any.
+
+    If Redis fails, the database (which is authoritative) answers alone.
+    """
     redis = async_redis()
     if redis is None:
-        return await _from_database(token_checksum)
+        return "database", await _from_database(token_checksum)
     key = _shared_key(token_checksum)
-    if (blob := await redis.get(key)) is not None:
-        return _loads(blob)
+    try:
+        if (blob := await redis.get(key)) is not None:
+            return "redis", _loads(blob)
+    except (RedisError, OSError):
+        log.warning("token cache unavailable; validating against the database", exc_info=False)
+        return "database", await _from_database(token_checksum)
     identity = await _from_database(token_checksum)
     ttl = min(SHARED_SECONDS, int((identity.expires - datetime.now(UTC)).total_seconds())) if identity else MISS_SECONDS
     if ttl > 0:
         # NX: a revocation's tombstone written while we read the database must win over what we read.
-        await redis.set(key, _dumps(identity), ex=ttl, nx=True)
-    return identity
+        with contextlib.suppress(RedisError, OSError):
+            await redis.set(key, _dumps(identity), ex=ttl, nx=True)
+    return "database", identity
 
 
 def _dumps(identity: Identity | None) -> str:
@@ -113,8 +130,13 @@ def invalidate(token_checksums: list[str]) -> None:
     for token_checksum in token_checksums:
         _local.pop(token_checksum, None)
     redis = sync_redis()
-    if redis is not None and token_checksums:
+    if redis is None or not token_checksums:
+        return
+    try:
         with redis.pipeline(transaction=False) as pipeline:
             for token_checksum in token_checksums:  # a tombstone, not a delete: see _shared_or_database
                 pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
             pipeline.execute()
+    except (RedisError, OSError):
+        # Entries expire within SHARED_SECONDS; the revocation itself is already committed.
+        log.warning("could not mark %d revoked tokens in the token cache", len(token_checksums))

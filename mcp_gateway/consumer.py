@@ -6,6 +6,7 @@ error bodies. The target runs as a task, so a client that disconnects mid-stream
 
 import asyncio
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +20,9 @@ from mcp_gateway.identity import SCOPE_KEY, Identity
 from mcp_gateway.responses import Reply, error
 from mcp_gateway.signals import authenticated
 from mcp_gateway.targets import target
+from oauth_server import audit, metrics, ratelimit
+from oauth_server.client_ip import asgi_client_ip, bucket_key
+from oauth_server.request_context import new_request_id
 
 log = logging.getLogger("muster.mcp")
 MAX_BODY_BYTES = 1 << 20
@@ -31,6 +35,7 @@ class McpConsumer(AsyncConsumer):
         super().__init__(*args, **kwargs)
         self.body: bytes | None = b""
         self.started = False
+        self.status = 0
         self.answered = False
         self.task: asyncio.Task[None] | None = None
         self.disconnected = asyncio.Event()
@@ -51,6 +56,9 @@ class McpConsumer(AsyncConsumer):
         raise StopConsumer()
 
     async def serve(self) -> None:
+        started = time.perf_counter()
+        ip_token = audit.client_ip.set(asgi_client_ip(self.scope))
+        id_token = audit.request_id.set(new_request_id(self._header(b"x-request-id")))
         try:
             await self._serve()
         except asyncio.CancelledError:
@@ -59,9 +67,14 @@ class McpConsumer(AsyncConsumer):
             log.exception("/mcp request failed")
             if not self.started:
                 await error(500, "server_error", "The MCP endpoint failed").send(self, [])
+        finally:
+            audit.client_ip.reset(ip_token)
+            audit.request_id.reset(id_token)
+            metrics.http_request("mcp", self.status, time.perf_counter() - started)
 
     async def send(self, message: dict[str, Any]) -> None:
-        self.started = self.started or message["type"] == "http.response.start"
+        if message["type"] == "http.response.start":
+            self.started, self.status = True, message["status"]
         self.answered = message["type"] == "http.response.body" and not message.get("more_body")
         await super().send(message)
 
@@ -80,11 +93,17 @@ class McpConsumer(AsyncConsumer):
         if origin is not None and not origins.is_allowed(origin):
             await error(403, "forbidden", "This Origin may not use the MCP endpoint").send(self, [])
             return
+        if limited := await self._limited("ip", ratelimit.per_ip(), bucket_key(audit.client_ip.get() or "")):
+            await limited.send(self, cors)
+            return
         outcome = await self._authenticate()
         if isinstance(outcome, Reply):
             await outcome.send(self, cors)
             return
         session_id = self._header(b"mcp-session-id")
+        if limited := await self._limited("user", ratelimit.per_user(), f"user:{outcome.user_id}", outcome):
+            await limited.send(self, cors)
+            return
         if session_id and not await sessions.may_use(session_id, outcome.user_id):
             await error(404, "session_not_found", "No such MCP session for this user").send(self, cors)
             return
@@ -106,10 +125,29 @@ class McpConsumer(AsyncConsumer):
         token = token.strip()
         identity = await bearer.validate(token) if token and " " not in token else None
         if identity is None:
+            audit.record("token_validation_failed", "failure", token=bearer.checksum(token)[:12] if token else None)
             return unauthorized()
         if not set(settings.MUSTER_CONFIG.mcp.required_scopes) <= set(identity.scopes):
             return insufficient_scope()
         return identity
+
+    async def _limited(
+        self, name: str, limiter: ratelimit.TokenBucket, key: str, identity: Identity | None = None
+    ) -> Reply | None:
+        """429 with Retry-After when the bucket is empty."""
+        decision = await limiter.atake(key)
+        if decision.allowed:
+            return None
+        audit.record(
+            "rate_limit_exceeded",
+            "failure",
+            limiter=name,
+            user_id=identity and identity.user_id,
+            client_id=identity and identity.client_id,
+        )
+        reply = error(429, "rate_limit_exceeded", "Rate limit exceeded. Please try again later.")
+        reply.headers.append((b"retry-after", str(decision.retry_after).encode()))
+        return reply
 
     async def _receive(self) -> dict[str, Any]:
         """The target reads the buffered body once, then waits for the client to go away."""

@@ -19,7 +19,11 @@ def async_redis() -> redis.asyncio.Redis | None:
     if loop not in _clients:
         options: dict[str, Any] = settings.CACHES["default"]["OPTIONS"]
         _clients[loop] = redis.asyncio.Redis.from_url(
-            settings.CACHES["default"]["LOCATION"], db=options.get("DB", 0), password=options.get("PASSWORD")
+            settings.CACHES["default"]["LOCATION"],
+            db=options.get("DB", 0),
+            password=options.get("PASSWORD"),
+            socket_connect_timeout=options.get("SOCKET_CONNECT_TIMEOUT"),
+            socket_timeout=options.get("SOCKET_TIMEOUT"),
         )
     return _clients[loop]
 

@@ -42,6 +42,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "oauth_server.middleware.ResponseHeadersMiddleware",
+    "oauth_server.request_metrics.RequestMetricsMiddleware",
+    "oauth_server.request_context.RequestContextMiddleware",
+    "oauth_server.throttle.PerIpRateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,12 +108,19 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json_line": {"format": "%(message)s"},  # audit lines are JSON already
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "audit": {"class": "logging.StreamHandler", "formatter": "json_line"},
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django.request": {"level": "ERROR"},
         "oauth2_provider": {"level": "WARNING"},
+        "muster.audit": {"handlers": ["audit"], "level": "INFO", "propagate": False},
         # One line per proxied call and per stateless MCP request otherwise.
         "httpx": {"level": "WARNING"},
         "mcp": {"level": "WARNING"},

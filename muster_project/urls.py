@@ -7,6 +7,7 @@ from oauth_server.views.authorize import ConsentView
 from oauth_server.views.health import health
 from oauth_server.views.login import LoginView
 from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
+from oauth_server.views.metrics import metrics_view
 from oauth_server.views.revoke import RevokeView
 from oauth_server.views.token import TokenView
 
@@ -40,5 +41,6 @@ urlpatterns = [
     path("", include(oauth2_provider_patterns)),
     path("oauth/login", LoginView.as_view(), name="login"),
     path("health", health, name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

@@ -480,7 +480,7 @@ class RateLimitConfig:
         default=100,
         metadata=_meta(
             "userRate",
-            "Per signed-in user on /mcp, per confidential client on /oauth/token and /oauth/revoke: tokens added per second.",
+            "Per user on /mcp, per confidential client on token and revoke: tokens added per second.",
             check=_check_positive,
         ),
     )
@@ -488,7 +488,7 @@ class RateLimitConfig:
         default=200,
         metadata=_meta(
             "userBurst",
-            "Per signed-in user on /mcp, per confidential client on /oauth/token and /oauth/revoke: bucket size (the burst allowed).",
+            "Per user on /mcp, per confidential client on token and revoke: bucket size (the burst allowed).",
             check=_check_positive,
         ),
     )

@@ -1,17 +1,23 @@
 """Token families: one sign-in of one user in one client, followed through every rotation, revoked whole."""
 
-import logging
 from uuid import UUID
 
 from oauth2_provider.models import RefreshToken
 
-log = logging.getLogger("muster.families")
+from oauth_server import audit
 
 
 def revoke_family(family: UUID | str, reason: str) -> None:
     """Revoke every live refresh token of the family and delete its access tokens (a fixed number of queries)."""
+    owner = RefreshToken.objects.filter(token_family=family).values("user_id", "application__client_id").first()
     RefreshToken.revoke_family(family)
-    log.info("token family %s revoked (%s)", family, reason)
+    audit.record(
+        "family_revoked",
+        user_id=owner and owner["user_id"],
+        client_id=owner and owner["application__client_id"],
+        family=str(family),
+        reason=reason,
+    )
 
 
 def revoke_user(user_id: int, reason: str) -> int:

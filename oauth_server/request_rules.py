@@ -8,6 +8,7 @@ from oauth2_provider.models import Grant
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
+from oauth_server import audit
 from oauth_server.resources import is_mcp_resource
 
 STATE_MIN_LENGTH = 24
@@ -49,20 +50,21 @@ def check_state(request: Request) -> dict[str, Any]:
 def check_pkce(request: Request) -> dict[str, Any]:
     """PKCE with S256 for every client, confidential included, checked before any consent."""
     if not request.code_challenge:
-        raise errors.InvalidRequestError(description="code_challenge is required (PKCE, S256)", request=request)
-    if request.code_challenge_method != "S256":
-        raise errors.InvalidRequestError(description="code_challenge_method must be S256", request=request)
-    if not S256_CHALLENGE.match(request.code_challenge):
-        raise errors.InvalidRequestError(
-            description="code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
-            request=request,
-        )
-    return {}
+        problem = "code_challenge is required (PKCE, S256)"
+    elif request.code_challenge_method != "S256":
+        problem = "code_challenge_method must be S256"
+    elif not S256_CHALLENGE.match(request.code_challenge):
+        problem = "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+    else:
+        return {}
+    audit.record("pkce_failure", "failure", client_id=request.client_id, stage="authorize", problem=problem)
+    raise errors.InvalidRequestError(description=problem, request=request)
 
 
 def check_resource(request: Request) -> dict[str, Any]:
     """Every requested `resource` must canonicalise to this server's MCP resource."""
     if not all(is_mcp_resource(value) for value in requested_resources(request)):
+        audit.record("resource_mismatch", "failure", client_id=request.client_id, stage="authorize")
         raise InvalidTargetError(request=request)
     return {}
 
@@ -90,4 +92,5 @@ def check_token_resource(request: Request) -> None:
     else:
         bound = request.refresh_token_instance.resource or []
     if not all(is_mcp_resource(value) for value in [*asked, *bound]):
+        audit.record("resource_mismatch", "failure", client_id=request.client_id, stage="token")
         raise InvalidTargetError(request=request)

@@ -11,6 +11,7 @@ from oauth_server.config import Config
 
 AUTHORIZATION_CODE_SECONDS = 60
 OFFLINE_ACCESS = "offline_access"
+REDIS_TIMEOUT_SECONDS = 1.0
 
 
 def derived_settings(config: Config, var_dir: Path) -> dict[str, Any]:
@@ -65,7 +66,13 @@ def _cache(config: Config) -> dict[str, Any]:
     url = valkey.url
     if valkey.tls_enabled and url.startswith("redis://"):
         url = "rediss://" + url.removeprefix("redis://")
-    options: dict[str, Any] = {"CLIENT_CLASS": "django_redis.client.DefaultClient", "DB": valkey.db}
+    options: dict[str, Any] = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        "DB": valkey.db,
+        # A Valkey that hangs must not hold requests: limits fail open, caches miss, after a second.
+        "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+        "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+    }
     if valkey.password:
         options["PASSWORD"] = valkey.password
     return {

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
-from oauth2_provider.models import Grant, RefreshToken
+from oauth2_provider.models import AccessToken, Grant, RefreshToken, revoke_access_token
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth_server import code_reuse
+from oauth_server import audit, code_reuse
 from oauth_server.families import revoke_family
 from oauth_server.resources import mcp_resource
 
@@ -48,15 +49,27 @@ class MusterValidator(OAuth2Validator):
             return request.user.is_active
         family = code_reuse.family_issued_by(code)
         if family:
+            audit.record("code_reuse_detected", "failure", client_id=client_id, family=family)
             revoke_family(family, reason="authorization-code-reuse")
         return False
+
+    def get_code_challenge(self, code: str, request: Request) -> str | None:
+        """oauthlib compares the verifier next; a mismatch is a PKCE failure worth recording."""
+        challenge = super().get_code_challenge(code, request)
+        verifier = request.code_verifier
+        if challenge and verifier and not code_challenge_method_s256(verifier, challenge):
+            audit.record("pkce_failure", "failure", client_id=request.client_id, stage="token")
+        return challenge
 
     def _create_refresh_token(
         self, request: Request, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
     ) -> RefreshToken:
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+        family = str(refresh_token.token_family)
         if request.grant_type == "authorization_code":
-            code_reuse.remember_exchange(request.code, str(refresh_token.token_family))
+            code_reuse.remember_exchange(request.code, family)
+        event = "token_issued" if request.grant_type == "authorization_code" else "token_refreshed"
+        audit.record(event, user_id=request.user.pk, client_id=request.client.client_id, family=family)
         return refresh_token
 
     def validate_refresh_token(
@@ -73,7 +86,17 @@ class MusterValidator(OAuth2Validator):
             return False
         if token.revoked is not None:
             if token.token_family:
+                audit.record(
+                    "refresh_token_reuse_detected",
+                    "failure",
+                    user_id=token.user_id,
+                    client_id=getattr(client, "client_id", None),
+                    family=str(token.token_family),
+                )
                 revoke_family(token.token_family, reason="refresh-token-reuse")
+            return False
+        if token.application_id != getattr(client, "pk", None):
+            audit.record("client_binding_mismatch", "failure", user_id=token.user_id, client_id=client.client_id)
             return False
         lifetime = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_EXPIRE_SECONDS)
         if token.created + lifetime <= timezone.now() or not token.user.is_active:
@@ -84,12 +107,15 @@ class MusterValidator(OAuth2Validator):
         self, token: str, token_type_hint: str | None, request: Request, *args: Any, **kwargs: Any
     ) -> None:
         """RFC 7009, scoped to the calling client; a refresh token takes its whole family with it."""
-        refresh = RefreshToken.objects.filter(
-            token_checksum=_checksum(token),
-            application_id=getattr(request.client, "pk", None),
-            revoked__isnull=True,
-        ).first()
-        if refresh is not None and refresh.token_family:
+        if request.client is None:
+            return
+        lookup = {"token_checksum": _checksum(token), "application_id": request.client.pk}
+        refresh = RefreshToken.objects.filter(**lookup, revoked__isnull=True).exclude(token_family=None).first()
+        if refresh is not None:
+            audit.record("token_revoked", user_id=refresh.user_id, client_id=request.client.client_id, kind="refresh")
             revoke_family(refresh.token_family, reason="revocation-endpoint")
             return
-        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        access = AccessToken.objects.filter(**lookup).first()
+        if access is not None:
+            audit.record("token_revoked", user_id=access.user_id, client_id=request.client.client_id, kind="access")
+            revoke_access_token(access)

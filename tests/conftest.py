@@ -2,13 +2,20 @@
 
 import base64
 import hashlib
+import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
 from django.core.cache import cache
 from oauth2_provider.models import Application
+
+from oauth_server import ratelimit
+
+# Metrics written by tests go to a throw-away directory, never to the site's var/prometheus.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muster-test-metrics-"))
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 PASSWORD = "correct horse battery staple"
@@ -24,9 +31,12 @@ def clear_shared_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
+    """Each test starts with an empty shared cache and fresh rate-limit buckets."""
     clear_shared_cache()
+    ratelimit.reset()
     yield
     clear_shared_cache()
+    ratelimit.reset()
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """GET/POST /oauth/authorize: validation before sign-in, the consent page, and `iss` on every answer."""
 
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 
+from oauth_server import audit
 from oauth_server.config import is_loopback_host
 from oauth_server.errors import describe, error_page
 
@@ -55,6 +56,14 @@ class ConsentView(dot_views.AuthorizationView):
     def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
         return super().redirect(with_issuer(redirect_to, oauth2_settings.OIDC_ISS_ENDPOINT), application)
 
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        answered = parse_qs(urlsplit(response.get("Location", "")).query)
+        if "code" in answered or answered.get("error") == ["access_denied"]:
+            event = "code_issued" if "code" in answered else "consent_denied"
+            audit.record(event, user_id=self.request.user.pk, client_id=form.cleaned_data["client_id"])
+        return response
+
     def form_invalid(self, form: Any) -> HttpResponse:
         """A consent form that was tampered with or is incomplete changes nothing."""
         return error_page(self.request, "invalid_request", "The consent form is incomplete or was altered", 400)
@@ -62,6 +71,7 @@ class ConsentView(dot_views.AuthorizationView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         application = kwargs["application"]
+        audit.record("authorization_started", user_id=self.request.user.pk, client_id=application.client_id)
         registered = application.redirect_uris.split()
         context.update(
             client_host=host_of(application.client_id) if "://" in application.client_id else "",

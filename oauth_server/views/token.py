@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import Application
 
-from oauth_server import refresh_grace
+from oauth_server import refresh_grace, throttle
 from oauth_server.client_auth import claimed_client_id, conflicting_client_ids
 from oauth_server.errors import completed_error, oauth_error
 from oauth_server.locks import LockTimeout, cache_lock
@@ -16,7 +16,7 @@ from oauth_server.locks import LockTimeout, cache_lock
 GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_token"}
 
 
-class TokenView(dot_views.TokenView):
+class TokenView(throttle.ConfidentialClientLimit, dot_views.TokenView):
     """Grant failures say nothing about why; concurrent uses of one grant run one at a time.
 
     Every request goes through DOT's authorization-flow path: the device flow DOT would route

@@ -79,7 +79,17 @@ def manage_command(*args: str) -> list[str]:
 
 def uvicorn_command(port: int, workers: int = 1) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "muster_project.asgi:application"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
+    command += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "5",
+        "--no-proxy-headers",
+    ]
     return command + (["--workers", str(workers)] if workers > 1 else [])
 
 
@@ -113,6 +123,7 @@ class Site:
             key_prefix=self.key_prefix,
             grace=grace,
         )
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "prometheus")
         self.env.update(extra_env or {})
         self.log_path = workdir / "uvicorn.log"
         self._log: IO[bytes] | None = None

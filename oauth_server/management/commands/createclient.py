@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 
+from oauth_server import audit
 from oauth_server.config import is_loopback_host
 
 
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
         client.save()
+        audit.record("client_registered", client_id=client.client_id, gate="operator", source="manual")
         result = {"client_id": client.client_id, "client_type": client.client_type, "name": client.name}
         if confidential:
             result["client_secret"] = secret

@@ -1,0 +1,56 @@
+"""Rate limits on the OAuth endpoints: per client IP on every one, per confidential client on token and revoke."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from oauth2_provider.models import Application
+
+from oauth_server import audit, ratelimit
+from oauth_server.client_auth import claimed_client_id
+from oauth_server.client_ip import bucket_key
+
+LIMITED_PATHS = ("/oauth/", "/.well-known/")
+
+
+def too_many_requests(decision: ratelimit.Decision) -> JsonResponse:
+    """429 with the whole seconds until a request would pass."""
+    return JsonResponse(
+        {"error": "rate_limit_exceeded", "error_description": "Rate limit exceeded. Please try again later."},
+        status=429,
+        headers={"Retry-After": str(decision.retry_after)},
+    )
+
+
+def refused(limiter: str, decision: ratelimit.Decision, **identity: object) -> JsonResponse:
+    audit.record("rate_limit_exceeded", "failure", limiter=limiter, **identity)
+    return too_many_requests(decision)
+
+
+class ConfidentialClientLimit:
+    """For DOT views: authenticated confidential clients share one bucket per client, whoever their users are."""
+
+    authenticate_client: Callable[[HttpRequest], bool]
+
+    def confidential_client_limited(self, request: HttpRequest) -> HttpResponse | None:
+        client_id = claimed_client_id(request) or ""
+        client = Application.objects.filter(client_id=client_id).only("client_type").first()
+        if client is None or client.client_type != Application.CLIENT_CONFIDENTIAL:
+            return None
+        if not self.authenticate_client(request):
+            return None  # DOT answers invalid_client; strangers cannot spend a client's bucket
+        decision = ratelimit.per_user().take(f"client:{client_id}")
+        return None if decision.allowed else refused("client", decision, client_id=client_id)
+
+
+class PerIpRateLimitMiddleware:
+    """Every OAuth endpoint (and the discovery documents) first spends a token of the caller's IP bucket."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(LIMITED_PATHS):
+            decision = ratelimit.per_ip().take(bucket_key(audit.client_ip.get() or ""))
+            if not decision.allowed:
+                return refused("ip", decision)
+        return self.get_response(request)
