@@ -86,6 +86,9 @@ PASSWORD_HASHERS = [
     "oauth_server.hashers.ClientSecretHasher",
 ]
 
+# DOT's models, named explicitly so our migrations can refer to them (never swapped).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+
 LOGIN_URL = "/oauth/login"
 LOGIN_REDIRECT_URL = "/admin/"
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

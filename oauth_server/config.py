@@ -621,6 +621,30 @@ class Config:
             check=_check_redirect_uris,
         ),
     )
+    allowed_redirect_schemes: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "allowedRedirectSchemes",
+            "Custom redirect URI schemes clients may register (trusted ones are always allowed).",
+            check=_check_schemes,
+        ),
+    )
+    allow_private_ip_client_metadata: bool = field(
+        default=False,
+        metadata=_meta(
+            "allowPrivateIPClientMetadata",
+            "Development only: let CIMD fetch loopback and private hosts (logged as a warning).",
+            env="ALLOW_PRIVATE_IP_CLIENT_METADATA",
+        ),
+    )
+    extra_ca_file: str = field(
+        default="",
+        metadata=_meta(
+            "extraCAFile",
+            "Development only: a PEM bundle also trusted for outbound fetches (logged as a warning).",
+            env="EXTRA_CA_FILE",
+        ),
+    )
     enable_cimd: bool = field(
         default=True,
         metadata=_meta("enableCIMD", "Accept Client ID Metadata Documents. Used by the client-metadata-document work."),
@@ -696,6 +720,13 @@ class Config:
     @property
     def issuer(self) -> str:
         return self.base_url
+
+    @property
+    def public_registration_allowed(self) -> bool:
+        """`allowPublicClientRegistration`, else true exactly when the base URL is loopback (this machine only)."""
+        if self.allow_public_client_registration is not None:
+            return self.allow_public_client_registration
+        return is_loopback_host(urlsplit(self.base_url).hostname or "")
 
     @property
     def mcp_resource(self) -> str:

@@ -1,8 +1,9 @@
-"""Token families as rows: a proxy over DOT's refresh tokens, one row (the newest member) per family."""
+"""Our models: token families as rows (a proxy over DOT's refresh tokens) and how each client was registered."""
 
 from django.db import models
 from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
 from oauth2_provider.models import RefreshToken
+from oauth2_provider.settings import oauth2_settings
 
 
 class TokenFamilyQuerySet(models.QuerySet):
@@ -32,3 +33,27 @@ class TokenFamily(RefreshToken):
         proxy = True
         verbose_name = "token family"
         verbose_name_plural = "token families"
+
+
+class ClientRegistration(models.Model):
+    """How a client came to exist and how it is used: the gate that let it in, who registered it, last use."""
+
+    class Gate(models.TextChoices):
+        OPERATOR = "operator", "operator (admin or manage.py)"
+        PUBLIC = "public", "open registration"
+        TOKEN = "token", "registration token"
+        TRUSTED_SCHEME = "trusted-scheme", "trusted redirect scheme"
+        TRUSTED_REDIRECT = "trusted-redirect", "trusted redirect URI"
+        CIMD = "cimd", "client metadata document"
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL, on_delete=models.CASCADE, related_name="muster_registration"
+    )
+    gate = models.CharField(max_length=32, choices=Gate.choices)
+    # The registering IP's rate-limit bucket, hashed: enough to count clients per IP, never the address.
+    registered_from = models.CharField(max_length=16, blank=True, db_index=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    disabled = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"registration of client #{self.application_id}"
