@@ -1,22 +1,73 @@
 """Admin: clients with how they were registered, and token families that an operator can revoke."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
+from oauth_server.clients import delete_client, disable_client
 from oauth_server.families import revoke_family
-from oauth_server.models import TokenFamily
+from oauth_server.models import ClientRegistration, TokenFamily
 
 
 class ClientAdmin(dot_admin.ApplicationAdmin):
-    """DOT's application admin (secrets hashed, registration source read-only), with the columns we need."""
+    """DOT's application admin (secrets hashed, registration source read-only), with how each client came in."""
 
-    list_display = ("name", "client_id", "client_type", "registration_source", "redirect_uris", "created")
+    list_display = (
+        "name",
+        "client_id",
+        "client_type",
+        "registration_source",
+        "cimd_host",
+        "gate",
+        "redirect_uris",
+        "created",
+        "last_used",
+        "enabled",
+    )
+    list_select_related = ("muster_registration",)
     search_fields = ("name", "client_id")
     ordering = ("-created",)
+    actions = ("disable_clients", "delete_clients")
+
+    @admin.display(description="CIMD host")
+    def cimd_host(self, client: Any) -> str:
+        return urlsplit(client.client_id).hostname or "" if client.registration_source == "cimd" else ""
+
+    @admin.display(description="gate")
+    def gate(self, client: Any) -> str:
+        registration = getattr(client, "muster_registration", None)
+        return registration.get_gate_display() if registration else ""
+
+    @admin.display(description="last used", ordering="muster_registration__last_used")
+    def last_used(self, client: Any) -> Any:
+        registration = getattr(client, "muster_registration", None)
+        return registration.last_used if registration else None
+
+    @admin.display(boolean=True)
+    def enabled(self, client: Any) -> bool:
+        registration = getattr(client, "muster_registration", None)
+        return not (registration and registration.disabled)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        ClientRegistration.objects.get_or_create(application=obj, defaults={"gate": ClientRegistration.Gate.OPERATOR})
+
+    @admin.action(description="Disable the selected clients (their tokens stop working)", permissions=["change"])
+    def disable_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for client in queryset:
+            disable_client(client)
+        self.message_user(request, f"Disabled {queryset.count()} clients.", messages.SUCCESS)
+
+    @admin.action(description="Delete the selected clients and their tokens", permissions=["delete"])
+    def delete_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.count()
+        for client in queryset:
+            delete_client(client)
+        self.message_user(request, f"Deleted {count} clients.", messages.SUCCESS)
 
 
 class RefreshTokenAdmin(dot_admin.RefreshTokenAdmin):

@@ -13,7 +13,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth_server import audit, code_reuse
+from oauth_server import audit, clients, code_reuse
 from oauth_server.families import revoke_family
 from oauth_server.resources import mcp_resource
 
@@ -23,7 +23,15 @@ def _checksum(token: str) -> str:
 
 
 class MusterValidator(OAuth2Validator):
-    """Every token is bound to the MCP resource; replays revoke; users must stay active."""
+    """Every token is bound to the MCP resource; replays revoke; users and clients must stay enabled."""
+
+    def _load_application(self, client_id: str, request: Request) -> Any:
+        """DOT's lookup (CIMD-aware); a client an operator disabled is as good as unknown."""
+        client = super()._load_application(client_id, request)
+        if client is not None and clients.is_disabled(client):
+            request.client = None
+            return None
+        return client
 
     def validate_scopes(
         self, client_id: str, scopes: list[str], client: Any, request: Request, *args: Any, **kwargs: Any
@@ -68,6 +76,7 @@ class MusterValidator(OAuth2Validator):
         family = str(refresh_token.token_family)
         if request.grant_type == "authorization_code":
             code_reuse.remember_exchange(request.code, family)
+        clients.touch(request.client)
         event = "token_issued" if request.grant_type == "authorization_code" else "token_refreshed"
         audit.record(event, user_id=request.user.pk, client_id=request.client.client_id, family=family)
         return refresh_token

@@ -347,3 +347,51 @@ def test_clients_changelist_never_shows_a_client_secret(admin_client, confidenti
     page = response.content.decode()
     assert secret not in page
     assert Application.objects.get(pk=client.pk).client_secret not in page
+
+
+@pytest.mark.django_db
+def test_disabling_a_client_stops_its_tokens_and_new_authorizations(admin_client, client, user, public_client):
+    tokens = sign_in(user, public_client.client_id)
+
+    response = admin_client.post(
+        CLIENTS_URL, {"action": "disable_clients", "_selected_action": [public_client.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert not AccessToken.objects.filter(application=public_client).exists()
+    assert refresh(Client(), public_client.client_id, tokens["refresh_token"]).status_code in (400, 401)
+    client.force_login(user)
+    from tests.conftest import authorize_url, pkce_pair
+
+    refused = client.get(authorize_url(public_client.client_id, pkce_pair()[1]))
+    assert refused.status_code == 400
+    assert "Location" not in refused
+
+
+@pytest.mark.django_db
+def test_deleting_a_client_removes_it_and_its_tokens(admin_client, user, public_client):
+    sign_in(user, public_client.client_id)
+
+    admin_client.post(CLIENTS_URL, {"action": "delete_clients", "_selected_action": [public_client.pk]}, follow=True)
+
+    assert not Application.objects.filter(pk=public_client.pk).exists()
+    assert not AccessToken.objects.exists()
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_clients_page_shows_gate_and_last_use(admin_client, user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command(
+        "createclient", "--name", "Gatekeeper", "--redirect-uri", "http://127.0.0.1/callback", stdout=StringIO()
+    )
+    created = Application.objects.get(name="Gatekeeper")
+    sign_in(user, created.client_id)
+
+    page = admin_client.get(CLIENTS_URL).content.decode()
+
+    assert "operator (admin or manage.py)" in page
+    assert created.muster_registration.last_used is not None

@@ -367,3 +367,40 @@ def test_manage_check_fails_on_a_session_duration_in_days(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "sessionDuration" in output
+
+
+@pytest.mark.django_db
+def test_pruneclients_deletes_only_old_unused_dcr_clients(user, public_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = Application.objects.create(
+        name="old dcr",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="http://127.0.0.1/callback",
+        registration_source=Application.RegistrationSource.DCR,
+    )
+    in_use = Application.objects.create(
+        name="used dcr",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="http://127.0.0.1/callback",
+        registration_source=Application.RegistrationSource.DCR,
+    )
+    sign_in(user, in_use.client_id)
+    Application.objects.filter(pk__in=[old.pk, in_use.pk]).update(created=timezone.now() - timedelta(days=40))
+
+    output = run("pruneclients", "--unused-days", "30")
+
+    assert "deleted 1 " in output
+    assert not Application.objects.filter(pk=old.pk).exists()
+    assert Application.objects.filter(pk=in_use.pk).exists()
+    assert Application.objects.filter(pk=public_client.pk).exists()  # manual clients are never pruned
+
+
+@pytest.mark.django_db
+def test_pruneclients_refuses_a_nonsense_age():
+    with pytest.raises(CommandError):
+        run("pruneclients", "--unused-days", "0")

@@ -11,6 +11,7 @@ from oauth2_provider.models import Application
 
 from oauth_server import audit
 from oauth_server.config import is_loopback_host
+from oauth_server.models import ClientRegistration
 
 
 class Command(BaseCommand):
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
         client.save()
+        ClientRegistration.objects.create(application=client, gate=ClientRegistration.Gate.OPERATOR)
         audit.record("client_registered", client_id=client.client_id, gate="operator", source="manual")
         result = {"client_id": client.client_id, "client_type": client.client_type, "name": client.name}
         if confidential:
