@@ -4,22 +4,16 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from oauth2_provider.models import AccessToken, Application, RefreshToken
+from oauth2_provider.models import AccessToken, Application
 
 from oauth_server import audit
-from oauth_server.families import revoke_family
+from oauth_server.families import revoke_families_of
 from oauth_server.models import ClientRegistration
 
 
 def revoke_client_tokens(client: Application, reason: str) -> None:
     """Every family of the client, then any access token left without one."""
-    families = set(
-        RefreshToken.objects.filter(application=client, revoked__isnull=True)
-        .exclude(token_family=None)
-        .values_list("token_family", flat=True)
-    )
-    for family in families:
-        revoke_family(family, reason=reason)
+    revoke_families_of(reason, application=client)
     AccessToken.objects.filter(application=client).delete()
 
 

@@ -20,10 +20,10 @@ def revoke_family(family: UUID | str, reason: str) -> None:
     )
 
 
-def revoke_user(user_id: int, reason: str) -> int:
-    """Revoke every family the user has; returns how many were live."""
+def revoke_families_of(reason: str, **owner: object) -> int:
+    """Revoke every live family of a user (`user_id=`) or a client (`application=`); returns how many."""
     families = set(
-        RefreshToken.objects.filter(user_id=user_id, revoked__isnull=True)
+        RefreshToken.objects.filter(revoked__isnull=True, **owner)
         .exclude(token_family=None)
         .values_list("token_family", flat=True)
     )

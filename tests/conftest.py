@@ -1,6 +1,7 @@
 """Shared fixtures: a clean shared cache, users, clients, PKCE pairs and authorize-URL builders."""
 
 import base64
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -19,6 +20,22 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muste
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 PASSWORD = "correct horse battery staple"
+
+
+def use_redis(settings, url: str, prefix: str) -> None:
+    """Put the shared cache (and so locks, limits and token caching) on a real Redis under `prefix`."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+            "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
+            "OPTIONS": {"DB": 0},
+        }
+    }
+    valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
+    storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)
 
 
 def clear_shared_cache() -> None:

@@ -20,11 +20,8 @@ import pytest
 from tests.servers.sdk_client import SdkUser, structured, texts
 from tests.servers.site import (
     Site,
-    delete_redis_keys,
     exchange_code,
-    fresh_postgres_database,
-    require_postgres,
-    require_redis,
+    production_site,
     revoke,
     sign_in_and_authorize,
     signed_in_tokens,
@@ -229,20 +226,8 @@ def test_a_revoked_token_is_refused_at_mcp(site: Site, client_id: str, http: htt
 
 @pytest.fixture(scope="module")
 def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    admin_url = require_postgres()
-    redis_url = require_redis()
-    with fresh_postgres_database(admin_url) as database_url:
-        server = Site(
-            tmp_path_factory.mktemp("site-mcp-two-workers"),
-            database_url=database_url,
-            redis_url=redis_url,
-            workers=2,
-        )
-        try:
-            with server:
-                yield server
-        finally:
-            delete_redis_keys(redis_url, server.key_prefix)
+    with production_site(tmp_path_factory.mktemp("site-mcp-two-workers")) as server:
+        yield server
 
 
 @pytest.mark.postgres
@@ -274,21 +259,9 @@ def test_revocation_through_one_worker_is_refused_by_the_other_within_a_second(
 @pytest.fixture(scope="module")
 def session_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Two workers in front of an app that opens MCP sessions (the demo app is stateless)."""
-    admin_url = require_postgres()
-    redis_url = require_redis()
-    with fresh_postgres_database(admin_url) as database_url:
-        server = Site(
-            tmp_path_factory.mktemp("site-mcp-sessions"),
-            database_url=database_url,
-            redis_url=redis_url,
-            workers=2,
-            extra_env={"MUSTER_MCP_APP": "tests.servers.identity_app:app"},
-        )
-        try:
-            with server:
-                yield server
-        finally:
-            delete_redis_keys(redis_url, server.key_prefix)
+    app = {"MUSTER_MCP_APP": "tests.servers.identity_app:app"}
+    with production_site(tmp_path_factory.mktemp("site-mcp-sessions"), extra_env=app) as server:
+        yield server
 
 
 @pytest.mark.postgres

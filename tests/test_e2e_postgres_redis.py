@@ -8,13 +8,10 @@ import pytest
 
 from tests.servers.site import (
     Site,
-    delete_redis_keys,
     exchange_code,
-    fresh_postgres_database,
+    production_site,
     refresh,
     refresh_all_at_once,
-    require_postgres,
-    require_redis,
     revoke,
     sign_in_and_authorize,
     signed_in_tokens,
@@ -25,20 +22,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    admin_url = require_postgres()
-    redis_url = require_redis()
-    with fresh_postgres_database(admin_url) as database_url:
-        server = Site(
-            tmp_path_factory.mktemp("site-postgres-redis"),
-            database_url=database_url,
-            redis_url=redis_url,
-            workers=2,
-        )
-        try:
-            with server:
-                yield server
-        finally:
-            delete_redis_keys(redis_url, server.key_prefix)
+    with production_site(tmp_path_factory.mktemp("site-postgres-redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from mcp_gateway import bearer, sessions, shared_cache, targets
 from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
+from tests.conftest import use_redis
 from tests.flow import checksum, sign_in
 
 PRM = 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"'
@@ -379,18 +380,7 @@ def redis_cache(settings):
 
     url = require_redis()
     prefix = "gateway-test:"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": prefix,
-            "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
-            "OPTIONS": {"DB": 0},
-        }
-    }
-    valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
-    storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
-    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)
+    use_redis(settings, url, prefix)
     yield
     delete_redis_keys(url, prefix)
 

@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 
 from oauth_server import metrics, ratelimit
 from oauth_server.ratelimit import Decision, TokenBucket, Window
+from tests.conftest import use_redis
 
 
 class Clock:
@@ -239,24 +240,9 @@ def redis_storage(settings):
 
     url = require_redis()
     prefix = f"ratelimit-test-{secrets.token_hex(4)}:"
-    _use_redis(settings, url, prefix)
+    use_redis(settings, url, prefix)
     yield url, prefix
     delete_redis_keys(url, prefix)
-
-
-def _use_redis(settings, url: str, prefix: str) -> None:
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": prefix,
-            "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
-            "OPTIONS": {"DB": 0},
-        }
-    }
-    valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
-    storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
-    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)
 
 
 @pytest.mark.redis
@@ -361,7 +347,7 @@ def test_with_redis_a_server_that_lost_the_script_is_sent_it_again(redis_storage
 @pytest.fixture
 def unreachable_redis(settings):
     """Valkey storage pointing at a closed port."""
-    _use_redis(settings, "redis://127.0.0.1:1/0", "ratelimit-test-unreachable:")
+    use_redis(settings, "redis://127.0.0.1:1/0", "ratelimit-test-unreachable:")
 
 
 def _warnings(caplog) -> list[logging.LogRecord]:
@@ -422,7 +408,7 @@ def test_a_store_that_never_answers_holds_an_async_request_no_longer_than_the_ti
     with socket.socket() as silent:  # accepts connections, never replies
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        _use_redis(settings, f"redis://127.0.0.1:{silent.getsockname()[1]}/0", "ratelimit-test-silent:")
+        use_redis(settings, f"redis://127.0.0.1:{silent.getsockname()[1]}/0", "ratelimit-test-silent:")
         start = time.monotonic()
 
         decision = async_to_sync(TokenBucket("test", rate=1, burst=1).atake)("a")

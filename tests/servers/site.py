@@ -437,3 +437,17 @@ def delete_redis_keys(redis_url: str, prefix: str) -> None:
     with redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2) as client:
         for key in client.scan_iter(match=prefix + "*", count=500):
             client.delete(key)
+
+
+@contextmanager
+def production_site(workdir: Path, **site_options: Any) -> Iterator[Site]:
+    """The production shape: two workers sharing a fresh PostgreSQL database and Redis (skips without them)."""
+    admin_url = require_postgres()
+    redis_url = require_redis()
+    with fresh_postgres_database(admin_url) as database_url:
+        server = Site(workdir, database_url=database_url, redis_url=redis_url, workers=2, **site_options)
+        try:
+            with server:
+                yield server
+        finally:
+            delete_redis_keys(redis_url, server.key_prefix)

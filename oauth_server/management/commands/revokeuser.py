@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from oauth_server.families import revoke_user
+from oauth_server.families import revoke_families_of
 
 
 class Command(BaseCommand):
@@ -18,5 +18,5 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user named {options['username']!r}")
-        count = revoke_user(user.pk, reason="command")
+        count = revoke_families_of("command", user_id=user.pk)
         self.stdout.write(f"revoked {count} token families of {user.get_username()}")
