@@ -8,6 +8,7 @@ from oauth_server.views.health import health
 from oauth_server.views.login import LoginView
 from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
 from oauth_server.views.metrics import metrics_view
+from oauth_server.views.register import RegisterView
 from oauth_server.views.revoke import RevokeView
 from oauth_server.views.token import TokenView
 
@@ -33,6 +34,8 @@ oauth2_provider_patterns = (
         path("oauth/authorize", ConsentView.as_view(), name="authorize"),
         path("oauth/token", TokenView.as_view(), name="token"),
         path("oauth/revoke", RevokeView.as_view(), name="revoke-token"),
+        # RFC 7591 only: DOT's RFC 7592 management view (dcr-register-management) is deliberately not mounted.
+        path("oauth/register", RegisterView.as_view(), name="dcr-register"),
     ],
     "oauth2_provider",
 )

@@ -15,7 +15,9 @@ class OAuthServerConfig(AppConfig):
         from django.conf import settings
 
         from oauth_server import checks  # noqa: F401  (registers the configuration check)
+        from oauth_server.cimd import log_development_switches  # also records CIMD clients' registrations
 
         if not settings.MUSTER_CONFIG_ERROR:
             state = "on" if settings.MUSTER_CONFIG.public_registration_allowed else "off"
             log.info("open client registration (allowPublicClientRegistration) is %s", state)
+            log_development_switches()

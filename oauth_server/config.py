@@ -376,7 +376,7 @@ def _meta(
 
 
 _LATER_IDENTITY = "Used by the upstream-identity work."
-_LATER_REGISTRATION = "Used by the client-registration work."
+_REGISTRATION = "Governs dynamic client registration at /oauth/register."
 
 
 @dataclass(frozen=True)
@@ -594,7 +594,7 @@ class Config:
         default="",
         metadata=_meta(
             "registrationToken",
-            f"Bearer token that unlocks client registration. {_LATER_REGISTRATION}",
+            f"Bearer token that unlocks client registration. {_REGISTRATION}",
             secret=True,
         ),
     )
@@ -602,14 +602,14 @@ class Config:
         default=None,
         metadata=_meta(
             "allowPublicClientRegistration",
-            f"Allow registration without the token; unset lets that work derive it. {_LATER_REGISTRATION}",
+            "Allow registration without the token; unset means on exactly when baseUrl is loopback.",
         ),
     )
     trusted_public_registration_schemes: tuple[str, ...] = field(
         default=(),
         metadata=_meta(
             "trustedPublicRegistrationSchemes",
-            f"Custom redirect URI schemes (e.g. cursor) trusted without the token. {_LATER_REGISTRATION}",
+            f"Custom redirect URI schemes (e.g. cursor) trusted without the token. {_REGISTRATION}",
             check=_check_schemes,
         ),
     )
@@ -617,7 +617,7 @@ class Config:
         default=(),
         metadata=_meta(
             "trustedPublicRegistrationRedirectURIs",
-            f"Public https redirect URIs trusted without the token. {_LATER_REGISTRATION}",
+            f"Public https redirect URIs trusted without the token. {_REGISTRATION}",
             check=_check_redirect_uris,
         ),
     )
@@ -647,7 +647,7 @@ class Config:
     )
     enable_cimd: bool = field(
         default=True,
-        metadata=_meta("enableCIMD", "Accept Client ID Metadata Documents. Used by the client-metadata-document work."),
+        metadata=_meta("enableCIMD", "Accept Client ID Metadata Documents (an https URL as client_id)."),
     )
     allow_localhost_redirect_uris: bool = field(
         default=True,

@@ -19,9 +19,9 @@ SDK_TIMEOUT_SECONDS = 60.0
 
 
 class MemoryTokenStorage:
-    """The SDK's `TokenStorage`: holds the pre-registered client and remembers every token response it was given."""
+    """The SDK's `TokenStorage`: the client (pre-registered, or whatever the SDK registers) and every token."""
 
-    def __init__(self, client_info: OAuthClientInformationFull) -> None:
+    def __init__(self, client_info: OAuthClientInformationFull | None = None) -> None:
         self.client_info = client_info
         self.issued: list[OAuthToken] = []
 
@@ -35,7 +35,7 @@ class MemoryTokenStorage:
         return self.client_info
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        raise AssertionError(f"the SDK tried to register a client instead of using ours: {client_info!r}")
+        self.client_info = client_info
 
 
 def _form(page: httpx.Response, what: str) -> dict[str, Any]:
@@ -101,31 +101,32 @@ class HeadlessBrowser:
 
 
 class SdkUser:
-    """One user with one pre-registered client, connecting to /mcp through the SDK's OAuth provider."""
+    """One user connecting to /mcp through the SDK's OAuth provider.
 
-    def __init__(self, site: Site, client_id: str) -> None:
-        # The client is registered with http://127.0.0.1/callback; loopback redirect URIs match on any port.
+    With `client_id` the client is pre-registered; with `client_metadata_url` it is a CIMD client; with
+    neither the SDK registers one itself (DCR).
+    """
+
+    def __init__(self, site: Site, client_id: str | None = None, client_metadata_url: str | None = None) -> None:
+        # Loopback redirect URIs match on any port, so a client registered without one may use a random port.
         self.redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
         self.browser = HeadlessBrowser(site, self.redirect_uri)
-        self.storage = MemoryTokenStorage(
-            OAuthClientInformationFull(
-                client_id=client_id,
-                redirect_uris=[AnyUrl(self.redirect_uri)],
-                token_endpoint_auth_method="none",
-                grant_types=["authorization_code", "refresh_token"],
-            )
+        methods = {"token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"]}
+        registered = (
+            OAuthClientInformationFull(client_id=client_id, redirect_uris=[AnyUrl(self.redirect_uri)], **methods)
+            if client_id
+            else None
         )
+        self.storage = MemoryTokenStorage(registered)
         self.provider = OAuthClientProvider(
             server_url=f"{site.base_url}/mcp",
             client_metadata=OAuthClientMetadata(
-                client_name="E2E SDK client",
-                redirect_uris=[AnyUrl(self.redirect_uri)],
-                token_endpoint_auth_method="none",
-                grant_types=["authorization_code", "refresh_token"],
+                client_name="E2E SDK client", redirect_uris=[AnyUrl(self.redirect_uri)], **methods
             ),
             storage=self.storage,
             redirect_handler=self.browser.redirect_handler,
             callback_handler=self.browser.callback_handler,
+            client_metadata_url=client_metadata_url,
         )
         self.url = f"{site.base_url}/mcp"
 
