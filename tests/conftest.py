@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import hashlib
+import logging
 import os
 import secrets
 import tempfile
@@ -54,6 +55,16 @@ def _fresh_cache() -> Iterator[None]:
     yield
     clear_shared_cache()
     ratelimit.reset()
+
+
+@pytest.fixture
+def audit_log(caplog) -> Iterator[None]:
+    """Let caplog see `muster.audit`, which does not propagate to the root logger."""
+    logger = logging.getLogger("muster.audit")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="muster.audit")
+    yield
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

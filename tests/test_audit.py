@@ -1,8 +1,6 @@
 """The security audit log: the events a flow and an attack produce, and that no line ever carries a secret."""
 
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
@@ -10,16 +8,6 @@ from django.core.cache import cache
 from oauth_server import audit
 from tests.conftest import authorize_url, pkce_pair
 from tests.flow import basic, checksum, exchange, issue_code, refresh
-
-
-@pytest.fixture
-def audit_log(caplog) -> Iterator[None]:
-    """Let caplog see `muster.audit`, which does not propagate to the root logger."""
-    logger = logging.getLogger("muster.audit")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="muster.audit")
-    yield
-    logger.removeHandler(caplog.handler)
 
 
 def read(caplog) -> list[dict]:

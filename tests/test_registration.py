@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from django.test import Client
@@ -72,15 +70,6 @@ def assert_refused(response, status: int, error: str) -> None:
     assert response.json()["error_description"]
     assert not Application.objects.exists()
     assert not ClientRegistration.objects.exists()
-
-
-@pytest.fixture
-def audit_log(caplog) -> Iterator[None]:
-    logger = logging.getLogger("muster.audit")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="muster.audit")
-    yield
-    logger.removeHandler(caplog.handler)
 
 
 # --- who may register ---
