@@ -18,9 +18,11 @@ from django.urls import re_path  # noqa: E402
 
 from mcp_gateway.consumer import McpConsumer  # noqa: E402
 from muster_project.body_limit import BodySizeLimit  # noqa: E402
+from oauth_server.startup import log_effective_settings  # noqa: E402
 
 if settings.MUSTER_CONFIG_ERROR:
     sys.exit(f"configuration error: {settings.MUSTER_CONFIG_ERROR}")
+log_effective_settings()
 
 routes = URLRouter([re_path(r"^mcp$", McpConsumer.as_asgi()), re_path(r"", django_asgi_app)])
 application = ProtocolTypeRouter({"http": BodySizeLimit(routes, settings.MAX_REQUEST_BODY_BYTES)})
