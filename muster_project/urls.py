@@ -11,6 +11,7 @@ from oauth_server.views.metrics import metrics_view
 from oauth_server.views.register import RegisterView
 from oauth_server.views.revoke import RevokeView
 from oauth_server.views.token import TokenView
+from oauth_server.views.user_tokens import user_tokens
 
 # DOT reverses "oauth2_provider:<name>" for its metadata, so every DOT view sits in this one namespace.
 oauth2_provider_patterns = (
@@ -44,6 +45,7 @@ urlpatterns = [
     path("", include(oauth2_provider_patterns)),
     path("oauth/login", LoginView.as_view(), name="login"),
     path("health", health, name="health"),
+    path("user-tokens", user_tokens, name="user-tokens"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
