@@ -166,6 +166,8 @@ class McpConsumer(AsyncConsumer):
                 session_id = next((v.decode("latin-1") for k, v in headers if k.lower() == b"mcp-session-id"), None)
                 if session_id and session_id != known_session:
                     await sessions.bind(session_id, identity.user_id)
+                if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
                 message = {**message, "headers": headers + cors}
             await self.send(message)
 

@@ -431,3 +431,8 @@ def test_after_a_complete_answer_the_app_may_finish_its_clean_up(tokens):
     async_to_sync(answer_then_leave)()
 
     assert identity_app.finished_cleanups == ["POST"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_apps_answers_carry_nosniff_too(tokens):
+    assert call(authorization=bearer_for(tokens))["headers"]["x-content-type-options"] == "nosniff"
