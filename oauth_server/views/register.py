@@ -25,6 +25,7 @@ from oauth_server import audit, ratelimit, throttle
 from oauth_server.client_ip import bucket_key, django_client_ip
 from oauth_server.config import canonical_resource
 from oauth_server.errors import oauth_error
+from oauth_server.locks import LockTimeout, cache_lock
 from oauth_server.models import ClientRegistration
 from oauth_server.registration import (
     GRANT_TYPES,
@@ -64,9 +65,21 @@ class RegisterView(DynamicClientRegistrationView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         registered_from = audit.hashed(bucket_key(django_client_ip(request))) or ""
-        limited = self._limited(registered_from)
-        if limited is not None:
-            return limited
+        decision = ratelimit.registrations().take(registered_from or "-")
+        if not decision.allowed:
+            return throttle.refused("registration", decision)
+        try:
+            # One registration at a time per IP bucket, so the stored-clients cap holds under concurrency.
+            with cache_lock(f"register:{registered_from or '-'}"):
+                return self._register(request, registered_from)
+        except LockTimeout:
+            return oauth_error("temporarily_unavailable", "Another registration is in progress; retry", 503)
+
+    def _register(self, request: HttpRequest, registered_from: str) -> HttpResponse:
+        cap = settings.MUSTER_CONFIG.rate_limit.clients_per_ip
+        if ClientRegistration.objects.filter(registered_from=registered_from).count() >= cap:
+            audit.record("registration_refused", "failure", reason="clients_per_ip")
+            return throttle.too_many_requests(ratelimit.Decision(False, STORED_CLIENTS_RETRY_AFTER))
         try:
             metadata = self._metadata(request)
             gate = registration_gate(metadata, request.headers.get("Authorization", ""), settings.MUSTER_CONFIG)
@@ -81,16 +94,6 @@ class RegisterView(DynamicClientRegistrationView):
             token_endpoint_auth_method=metadata.token_endpoint_auth_method,
         )
         return JsonResponse(registration_response(application, metadata, secret), status=201)
-
-    def _limited(self, registered_from: str) -> HttpResponse | None:
-        decision = ratelimit.registrations().take(registered_from or "-")
-        if not decision.allowed:
-            return throttle.refused("registration", decision)
-        cap = settings.MUSTER_CONFIG.rate_limit.clients_per_ip
-        if ClientRegistration.objects.filter(registered_from=registered_from).count() >= cap:
-            audit.record("registration_refused", "failure", reason="clients_per_ip")
-            return throttle.too_many_requests(ratelimit.Decision(False, STORED_CLIENTS_RETRY_AFTER))
-        return None
 
     @staticmethod
     def _metadata(request: HttpRequest) -> ClientMetadata:
