@@ -3,10 +3,9 @@
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from oauth2_provider.models import Application
 
 from oauth_server import audit, ratelimit
-from oauth_server.client_auth import claimed_client_id
+from oauth_server.client_auth import ClaimedClient, claimed_client_id
 from oauth_server.client_ip import bucket_key
 
 LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens")
@@ -26,18 +25,13 @@ def refused(limiter: str, decision: ratelimit.Decision, **identity: object) -> J
     return too_many_requests(decision)
 
 
-class ConfidentialClientLimit:
+class ConfidentialClientLimit(ClaimedClient):
     """For DOT views: authenticated confidential clients share one bucket per client, whoever their users are."""
 
-    authenticate_client: Callable[[HttpRequest], bool]
-
     def confidential_client_limited(self, request: HttpRequest) -> HttpResponse | None:
+        if not self.confidential_client_authenticated(request):
+            return None  # public, unknown, or not authenticated (DOT answers): strangers cannot spend the bucket
         client_id = claimed_client_id(request) or ""
-        client = Application.objects.filter(client_id=client_id).only("client_type").first()
-        if client is None or client.client_type != Application.CLIENT_CONFIDENTIAL:
-            return None
-        if not self.authenticate_client(request):
-            return None  # DOT answers invalid_client; strangers cannot spend a client's bucket
         decision = ratelimit.per_user().take(f"client:{client_id}")
         return None if decision.allowed else refused("client", decision, client_id=client_id)
 

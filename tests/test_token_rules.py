@@ -1,5 +1,6 @@
 """Token endpoint rules: PKCE verification, client authentication, resource binding, lifetimes, replays."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -406,3 +407,31 @@ def test_a_grant_held_by_another_request_too_long_gets_a_retryable_503(signed_in
     assert response.json()["error"] == "temporarily_unavailable"
     assert response["Retry-After"] == "1"
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
+
+
+@pytest.fixture
+def tiny_client_bucket(settings):
+    limits = dataclasses.replace(settings.MUSTER_CONFIG.rate_limit, user_rate=1, user_burst=2)
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, rate_limit=limits)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_an_authenticated_confidential_client_has_its_own_bucket(client, confidential_client, tiny_client_bucket, path):
+    app, secret = confidential_client
+    form = {"grant_type": "refresh_token", "refresh_token": "x", "token": "x", "client_id": app.client_id}
+
+    answers = [client.post(path, {**form, "client_secret": secret}).status_code for _ in range(3)]
+
+    assert answers[:2] != [429, 429] and answers[2] == 429
+
+
+@pytest.mark.django_db
+def test_strangers_without_the_secret_cannot_spend_a_clients_bucket(client, confidential_client, tiny_client_bucket):
+    app, secret = confidential_client
+    form = {"grant_type": "refresh_token", "refresh_token": "x", "client_id": app.client_id}
+
+    strangers = [client.post("/oauth/token", {**form, "client_secret": "wrong"}).status_code for _ in range(5)]
+
+    assert strangers == [401] * 5
+    assert client.post("/oauth/token", {**form, "client_secret": secret}).status_code == 400

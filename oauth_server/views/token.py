@@ -26,6 +26,8 @@ class TokenView(throttle.ConfidentialClientLimit, dot_views.TokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if conflicting_client_ids(request):
             return oauth_error("invalid_client", "client_id in the Authorization header does not match the form", 401)
+        if limited := self.confidential_client_limited(request):
+            return limited
         return completed_error(self._serialised(request))
 
     def _serialised(self, request: HttpRequest) -> HttpResponse:
@@ -48,19 +50,17 @@ class TokenView(throttle.ConfidentialClientLimit, dot_views.TokenView):
 
     def _refresh(self, request: HttpRequest, old_token: str) -> HttpResponse:
         client_id = claimed_client_id(request) or ""
-        if self._may_replay(request, client_id) and (body := refresh_grace.replay(old_token, client_id)):
+        if self._may_replay(request) and (body := refresh_grace.replay(old_token, client_id)):
             return self._token_response(body)
         response = self.authorization_flow_token_response(request)
         if response.status_code == 200:
             refresh_grace.remember(old_token, client_id, response.content, settings.MUSTER_REFRESH_GRACE_SECONDS)
         return response
 
-    def _may_replay(self, request: HttpRequest, client_id: str) -> bool:
+    def _may_replay(self, request: HttpRequest) -> bool:
         """Public clients prove nothing beyond their id; confidential ones must authenticate first."""
-        client = Application.objects.filter(client_id=client_id).only("client_type").first()
-        if client is None:
-            return False
-        return client.client_type == Application.CLIENT_PUBLIC or self.authenticate_client(request)
+        client_type = self.claimed_client_type(request)
+        return client_type == Application.CLIENT_PUBLIC or self.confidential_client_authenticated(request)
 
     @staticmethod
     def _token_response(body: bytes) -> HttpResponse:
