@@ -52,6 +52,7 @@ from tests.servers.site import (  # noqa: E402
     SiteError,
     free_port,
     signed_in_tokens,
+    stop_process_group,
     uvicorn_command,
 )
 
@@ -124,13 +125,8 @@ class Uvicorn:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the process group after STOP_TIMEOUT_SECONDS."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_process_group(process, STOP_TIMEOUT_SECONDS)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from django.core.cache import cache
 from oauth2_provider.models import Application
@@ -65,6 +66,13 @@ def audit_log(caplog) -> Iterator[None]:
     caplog.set_level(logging.INFO, logger="muster.audit")
     yield
     logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    """A plain HTTP client for tests against a real server (redirects are for the test to follow)."""
+    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
+        yield client
 
 
 @pytest.fixture

@@ -41,12 +41,6 @@ def client_id(site: Site) -> str:
     return site.create_public_client()
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
-        yield client
-
-
 def assert_invalid_grant(answer: httpx.Response) -> None:
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_grant"

@@ -120,12 +120,6 @@ def client_id(site: Site) -> str:
     return site.create_public_client("E2E SDK client")
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
-        yield client
-
-
 def test_sdk_client_discovers_signs_in_and_calls_tools(site: Site, client_id: str) -> None:
     user = SdkUser(site, client_id)
 

@@ -31,12 +31,6 @@ def client_id(site: Site) -> str:
     return site.create_public_client()
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
-        yield client
-
-
 def test_twenty_concurrent_refreshes_rotate_once_across_two_workers(
     site: Site, client_id: str, http: httpx.Client
 ) -> None:
