@@ -7,26 +7,12 @@ and ratios; it asserts nothing.
 
 import json
 import os
-import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-WORK = tempfile.mkdtemp(prefix="muster-bench-")
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="muster_project.settings",
-    DATABASE_URL=f"sqlite:///{WORK}/bench.sqlite3",
-    MUSTER_SECRET_KEY="bench-" + "x" * 40,
-)
-os.environ.pop("MUSTER_CONFIG", None)
+from in_process import median_us, setup_django
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.hashers import check_password, make_password  # noqa: E402
@@ -38,16 +24,6 @@ from oauth2_provider.models import Application  # noqa: E402
 
 from oauth_server.views.token import TokenView  # noqa: E402
 from tests.flow import exchange, issue_code  # noqa: E402
-
-
-def per_call_us(action: Callable[[], object], rounds: int) -> float:
-    """Median of `rounds` single calls, in microseconds."""
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return statistics.median(samples)
 
 
 def rotation_chain(view: Callable, client_id: str, refresh_token: str, rounds: int) -> float:
@@ -63,7 +39,7 @@ def rotation_chain(view: Callable, client_id: str, refresh_token: str, rounds: i
         assert response.status_code == 200, response.content
         current["token"] = json.loads(response.content)["refresh_token"]
 
-    return per_call_us(rotate, rounds)
+    return median_us(rotate, rounds)
 
 
 def fresh_refresh_token(browser: Client, client_id: str) -> str:
@@ -98,14 +74,14 @@ def main() -> None:
     old = fresh_refresh_token(browser, app.client_id)
     fields = {"grant_type": "refresh_token", "refresh_token": old, "client_id": app.client_id}
     TokenView.as_view()(factory.post("/oauth/token", fields))
-    replay = per_call_us(lambda: TokenView.as_view()(factory.post("/oauth/token", fields)), rounds)
+    replay = median_us(lambda: TokenView.as_view()(factory.post("/oauth/token", fields)), rounds)
     print(f"grace replay of a rotated token:            {replay:9.0f} µs")
 
     secret = "s" * 128
     ours_hash = make_password(secret, hasher="muster_client_secret_sha256")
     pbkdf2_hash = make_password(secret, hasher="pbkdf2_sha256")
-    fast = per_call_us(lambda: check_password(secret, ours_hash), rounds)
-    slow = per_call_us(lambda: check_password(secret, pbkdf2_hash), max(5, rounds // 20))
+    fast = median_us(lambda: check_password(secret, ours_hash), rounds)
+    slow = median_us(lambda: check_password(secret, pbkdf2_hash), max(5, rounds // 20))
     print(f"client secret check, salted SHA-256:        {fast:9.1f} µs")
     print(f"client secret check, PBKDF2 (Django users): {slow:9.0f} µs   ratio PBKDF2/ours {slow / fast:,.0f}")
 

@@ -6,6 +6,7 @@ Revocations overwrite the shared entry with a tombstone (`invalidate`) and the i
 most half a second, so every worker refuses a revoked token within a second.
 """
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -13,6 +14,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from uuid import UUID
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -24,12 +26,15 @@ from mcp_gateway.identity import Identity
 from mcp_gateway.shared_cache import async_redis, sync_redis
 from oauth_server import metrics
 from oauth_server.resources import mcp_resource
+from oauth_server.upstream import sealing
+from oauth_server.upstream import sessions as upstream_sessions
 
 log = logging.getLogger("muster.mcp")
 LOCAL_SECONDS = 0.5
 SHARED_SECONDS = 60
 MISS_SECONDS = 5
 LOCAL_MAX_ENTRIES = 10_000
+SEALING_OWNER = "mcp-identity-cache"
 _local: dict[str, tuple[float, Identity | None]] = {}
 
 
@@ -88,24 +93,35 @@ async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None
 
 
 def _dumps(identity: Identity | None) -> str:
+    """The shared entry; an upstream id_token is a credential, so it is stored sealed, never in plaintext."""
     if identity is None:
         return "null"
-    return json.dumps({**dataclasses.asdict(identity), "expires": identity.expires.isoformat()})
+    fields = {**dataclasses.asdict(identity), "expires": identity.expires.isoformat()}
+    if identity.id_token:
+        fields["id_token"] = base64.b64encode(sealing.seal({"id_token": identity.id_token}, SEALING_OWNER)).decode()
+    return json.dumps(fields)
 
 
 def _loads(blob: bytes) -> Identity | None:
     fields = json.loads(blob)
     if fields is None:
         return None
+    if fields.get("id_token"):
+        fields["id_token"] = sealing.unseal(base64.b64decode(fields["id_token"]), SEALING_OWNER)["id_token"]
     return Identity(
-        **{**fields, "scopes": tuple(fields["scopes"]), "expires": datetime.fromisoformat(fields["expires"])}
+        **{
+            **fields,
+            "scopes": tuple(fields["scopes"]),
+            "groups": tuple(fields.get("groups", ())),
+            "expires": datetime.fromisoformat(fields["expires"]),
+        }
     )
 
 
 @database_sync_to_async
 def _from_database(token_checksum: str) -> Identity | None:
     token = (
-        AccessToken.objects.select_related("user", "application", "refresh_token")
+        AccessToken.objects.select_related("user__upstream_identity", "application", "refresh_token")
         .filter(token_checksum=token_checksum)
         .first()
     )
@@ -115,14 +131,23 @@ def _from_database(token_checksum: str) -> Identity | None:
     family = refresh_token.token_family if refresh_token is not None and refresh_token.revoked is None else None
     if family is None or mcp_resource() not in (token.resource or []):
         return None
+    upstream = getattr(token.user, "upstream_identity", None)
     return Identity(
-        subject=token.user.get_username(),
+        subject=upstream.subject if upstream else token.user.get_username(),
         user_id=token.user_id,
         client_id=token.application.client_id,
         scopes=tuple(token.scope.split()),
         session_id=str(family),
         expires=token.expires,
+        id_token=_upstream_id_token(family) if upstream else None,
+        groups=tuple(upstream.groups) if upstream else (),
     )
+
+
+def _upstream_id_token(family: UUID) -> str | None:
+    """The provider's id_token of this sign-in (for SSO forwarding); None when the provider gave none."""
+    session = upstream_sessions.for_family(family)
+    return upstream_sessions.tokens(session).get("id_token") if session is not None else None
 
 
 def invalidate(token_checksums: list[str]) -> None:

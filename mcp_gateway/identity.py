@@ -18,7 +18,8 @@ class Identity:
     scopes: tuple[str, ...]
     session_id: str
     expires: datetime
-    id_token: str | None = None
+    id_token: str | None = None  # the upstream provider's, when users sign in there
+    groups: tuple[str, ...] = ()  # the provider's groups claim (at most 600)
 
 
 def identity_of(scope: Mapping[str, Any]) -> Identity | None:

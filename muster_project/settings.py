@@ -88,8 +88,14 @@ PASSWORD_HASHERS = [
 
 # DOT's models, named explicitly so our migrations can refer to them (never swapped).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 
 LOGIN_URL = "/oauth/login"
+# The upstream backend answers only the provider's callback (and only when provider is not local).
+AUTHENTICATION_BACKENDS = [
+    "oauth_server.upstream.backend.UpstreamBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_REDIRECT_URL = "/admin/"
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_AGE = 8 * 3600

@@ -3,9 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from oauth_server.upstream.views import UpstreamCallbackView
 from oauth_server.views.authorize import ConsentView
 from oauth_server.views.health import health
-from oauth_server.views.login import LoginView
+from oauth_server.views.login import sign_in
 from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
 from oauth_server.views.metrics import metrics_view
 from oauth_server.views.register import RegisterView
@@ -43,7 +44,9 @@ oauth2_provider_patterns = (
 
 urlpatterns = [
     path("", include(oauth2_provider_patterns)),
-    path("oauth/login", LoginView.as_view(), name="login"),
+    path("oauth/login", sign_in, name="login"),
+    # mozilla-django-oidc reverses this name for the redirect_uri it sends to the provider.
+    path("oauth/callback", UpstreamCallbackView.as_view(), name="oidc_authentication_callback"),
     path("health", health, name="health"),
     path("user-tokens", user_tokens, name="user-tokens"),
     path("metrics", metrics_view, name="metrics"),

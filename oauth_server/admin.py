@@ -10,7 +10,8 @@ from oauth2_provider import admin as dot_admin
 
 from oauth_server.clients import delete_client, disable_client
 from oauth_server.families import revoke_family
-from oauth_server.models import ClientRegistration, TokenFamily
+from oauth_server.models import ClientRegistration, TokenFamily, UpstreamIdentity
+from oauth_server.upstream import sessions as upstream_sessions
 
 
 class ClientAdmin(dot_admin.ApplicationAdmin):
@@ -112,7 +113,7 @@ class TokenFamilyAdmin(admin.ModelAdmin):
     )
     list_select_related = ("user", "application")
     search_fields = ("=token_family", "user__username", "application__name", "=application__client_id")
-    actions = ("revoke_families",)
+    actions = ("revoke_families", "refresh_upstream_sessions")
     fields = ("token_family", "user", "application", "created", "revoked")
     readonly_fields = fields
 
@@ -142,8 +143,37 @@ class TokenFamilyAdmin(admin.ModelAdmin):
             revoke_family(family, reason="admin")
         self.message_user(request, f"Revoked {len(families)} token families.", messages.SUCCESS)
 
+    @admin.action(
+        description="Refresh the upstream sign-in of the selected families (client tokens unchanged)",
+        permissions=["change"],
+    )
+    def refresh_upstream_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for family in {family.token_family for family in queryset}:
+            try:
+                upstream_sessions.refresh_upstream_session(family)
+            except upstream_sessions.UpstreamSessionEnded:
+                self.message_user(request, f"{family}: the provider ended the sign-in; revoked.", messages.WARNING)
+            except (upstream_sessions.RefreshSessionError, upstream_sessions.UpstreamUnavailable) as exc:
+                self.message_user(request, f"{family}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{family}: upstream sign-in refreshed.", messages.SUCCESS)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UpstreamIdentity)
+class UpstreamIdentityAdmin(admin.ModelAdmin):
+    """Who each user is at the identity provider (read-only: the provider is the source)."""
+
+    list_display = ("subject", "issuer", "user", "email", "last_sign_in")
+    search_fields = ("=subject", "user__username", "email")
+    list_select_related = ("user",)
+    fields = ("user", "issuer", "subject", "email", "name", "groups", "last_sign_in")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

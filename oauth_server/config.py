@@ -197,8 +197,8 @@ _TYPE_NAMES: dict[object, str] = {
 # --- validation: each returns the (normalised) value or raises ValueError(message) ---
 
 _PROVIDERS = ("local", "dex", "google", "oidc")
-# The providers this site can run today. Lift this when the upstream-identity work lands.
-_AVAILABLE_PROVIDERS = ("local",)
+_AUDIENCE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_MAX_AUDIENCES = 50
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _REFUSED_SCHEMES = {"http", "https", "javascript", "data", "file", "vbscript", "about", "ftp", "blob"}
 _REFUSED_SCHEMES |= {"ms-appx", "ms-appx-web"}
@@ -226,9 +226,25 @@ def _check_base_url(value: str) -> str:
 def _check_provider(value: str) -> str:
     if value not in _PROVIDERS:
         raise ValueError(f"must be one of {', '.join(_PROVIDERS)}, got {value!r}")
-    if value not in _AVAILABLE_PROVIDERS:
-        raise ValueError(f"provider {value} arrives with the upstream-identity work; only 'local' is available")
     return value
+
+
+def _check_issuer_url(value: str) -> str:
+    if not value:
+        return value
+    parts = _http_url(value)
+    if "@" in parts.netloc or "?" in value:
+        raise ValueError("must not contain userinfo or a query")
+    return value.removesuffix("/")
+
+
+def _check_audiences(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) > _MAX_AUDIENCES:
+        raise ValueError(f"at most {_MAX_AUDIENCES} audiences, got {len(values)}")
+    for value in values:
+        if not _AUDIENCE.fullmatch(value):
+            raise ValueError(f"{value!r} must be 1 to 256 characters of letters, digits, '_' and '-'")
+    return tuple(dict.fromkeys(values))
 
 
 def _check_storage_type(value: str) -> str:
@@ -375,24 +391,38 @@ def _meta(
     return {"key": key, "doc": doc, "check": check, "secret": secret, "env": env, "aliases": aliases}
 
 
-_LATER_IDENTITY = "Used by the upstream-identity work."
+_UPSTREAM = "Used when provider is"
 _REGISTRATION = "Governs dynamic client registration at /oauth/register."
 
 
 @dataclass(frozen=True)
 class DexConfig:
-    issuer_url: str = field(default="", metadata=_meta("issuerUrl", f"Dex issuer URL. {_LATER_IDENTITY}"))
-    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Dex. {_LATER_IDENTITY}"))
+    issuer_url: str = field(
+        default="",
+        metadata=_meta("issuerUrl", f"Dex issuer URL (discovery). {_UPSTREAM} dex.", check=_check_issuer_url),
+    )
+    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Dex. {_UPSTREAM} dex."))
     client_secret: str = field(
         default="",
-        metadata=_meta("clientSecret", f"OAuth client secret at Dex. {_LATER_IDENTITY}", secret=True),
+        metadata=_meta("clientSecret", f"OAuth client secret at Dex. {_UPSTREAM} dex.", secret=True),
     )
-    connector_id: str = field(default="", metadata=_meta("connectorId", f"Dex connector to use. {_LATER_IDENTITY}"))
+    connector_id: str = field(
+        default="",
+        metadata=_meta("connectorId", f"Dex connector to sign in with (connector_id). {_UPSTREAM} dex."),
+    )
+    required_audiences: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "requiredAudiences",
+            f"Audiences to request as audience:server:client_id:<aud> scopes (at most 50). {_UPSTREAM} dex.",
+            check=_check_audiences,
+        ),
+    )
     allow_private_ip_oidc: bool = field(
         default=False,
         metadata=_meta(
             "allowPrivateIPOIDC",
-            f"Allow an issuer on a private IP address. {_LATER_IDENTITY}",
+            f"Allow the issuer on a loopback or private address (logged as a warning). {_UPSTREAM} dex.",
             env="ALLOW_PRIVATE_IP_OIDC",
         ),
     )
@@ -400,10 +430,31 @@ class DexConfig:
 
 @dataclass(frozen=True)
 class GoogleConfig:
-    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Google. {_LATER_IDENTITY}"))
+    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at Google. {_UPSTREAM} google."))
     client_secret: str = field(
         default="",
-        metadata=_meta("clientSecret", f"OAuth client secret at Google. {_LATER_IDENTITY}", secret=True),
+        metadata=_meta("clientSecret", f"OAuth client secret at Google. {_UPSTREAM} google.", secret=True),
+    )
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    issuer_url: str = field(
+        default="",
+        metadata=_meta("issuerUrl", f"Issuer URL (discovery). {_UPSTREAM} oidc.", check=_check_issuer_url),
+    )
+    client_id: str = field(default="", metadata=_meta("clientId", f"OAuth client id at the issuer. {_UPSTREAM} oidc."))
+    client_secret: str = field(
+        default="",
+        metadata=_meta("clientSecret", f"OAuth client secret at the issuer. {_UPSTREAM} oidc.", secret=True),
+    )
+    allow_private_ip_oidc: bool = field(
+        default=False,
+        metadata=_meta(
+            "allowPrivateIPOIDC",
+            f"Allow the issuer on a loopback or private address (logged as a warning). {_UPSTREAM} oidc.",
+            env="ALLOW_PRIVATE_IP_OIDC",
+        ),
     )
 
 
@@ -571,12 +622,13 @@ class Config:
         default="local",
         metadata=_meta(
             "provider",
-            "Where users sign in: local now; dex, google and oidc are used by the upstream-identity work.",
+            "Where users sign in: local (Django accounts), dex, google or oidc (any OpenID Connect issuer).",
             check=_check_provider,
         ),
     )
     dex: DexConfig = field(default_factory=DexConfig, metadata={"key": "dex"})
     google: GoogleConfig = field(default_factory=GoogleConfig, metadata={"key": "google"})
+    oidc: OidcConfig = field(default_factory=OidcConfig, metadata={"key": "oidc"})
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"key": "storage"})
     mcp: McpConfig = field(default_factory=McpConfig, metadata={"key": "mcp"})
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig, metadata={"key": "rateLimit"})
@@ -657,9 +709,13 @@ class Config:
         default=None,
         metadata=_meta(
             "encryptionKey",
-            "Key (32 bytes, base64 or 64 hex) to encrypt stored tokens. Used by the token-encryption work.",
+            "AES-256-GCM key (32 bytes, base64 or 64 hex) for upstream tokens at rest; unset: derived from secretKey.",
             secret=True,
         ),
+    )
+    expose_upstream_id_token: bool = field(
+        default=False,
+        metadata=_meta("exposeUpstreamIdToken", "Include the upstream provider's id_token in /oauth/token responses."),
     )
     session_duration: timedelta = field(
         default=timedelta(hours=720),
@@ -770,6 +826,11 @@ _LEAVES = tuple(_leaves(Config))
 _KEYS = {leaf.key for leaf in _LEAVES} | {leaf.file_key for leaf in _LEAVES if leaf.file_key}
 _SECTIONS = {key.rsplit(".", n)[0] for key in _KEYS for n in range(1, key.count(".") + 1)}
 _BLOCKS = ("aggregator.oauthServer", "aggregator.oauth.server")
+_PROVIDER_REQUIRES = {
+    "dex": ("issuerUrl", "clientId", "clientSecret"),
+    "oidc": ("issuerUrl", "clientId", "clientSecret"),
+    "google": ("clientId", "clientSecret"),
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -875,6 +936,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         values["storage.type"] = "valkey"
     if values["storage.type"] == "valkey" and not values["storage.valkey.url"]:
         raise ConfigError("storage.valkey.url", "is required when storage.type is valkey")
+    provider = values["provider"]
+    for name in _PROVIDER_REQUIRES.get(provider, ()):
+        if not values[f"{provider}.{name}"]:
+            raise ConfigError(f"{provider}.{name}", f"is required when provider is {provider}")
     return _build(Config, "", values)
 
 

@@ -5,12 +5,14 @@ from uuid import UUID
 from oauth2_provider.models import RefreshToken
 
 from oauth_server import audit
+from oauth_server.models import UpstreamSession
 
 
 def revoke_family(family: UUID | str, reason: str) -> None:
     """Revoke every live refresh token of the family and delete its access tokens (a fixed number of queries)."""
     owner = RefreshToken.objects.filter(token_family=family).values("user_id", "application__client_id").first()
     RefreshToken.revoke_family(family)
+    UpstreamSession.objects.filter(token_family=family).delete()  # the provider's tokens go with the family
     audit.record(
         "family_revoked",
         user_id=owner and owner["user_id"],

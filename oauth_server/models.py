@@ -1,5 +1,6 @@
 """Our models: token families as rows (a proxy over DOT's refresh tokens) and how each client was registered."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
 from oauth2_provider.models import RefreshToken
@@ -57,3 +58,43 @@ class ClientRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"registration of client #{self.application_id}"
+
+
+class UpstreamIdentity(models.Model):
+    """Who a user is at the identity provider: matched by (issuer, subject), never by email alone."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upstream_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)  # only a verified address is kept
+    name = models.CharField(max_length=255, blank=True)
+    groups = models.JSONField(default=list, blank=True)
+    last_sign_in = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="upstream_identity_issuer_subject")]
+        verbose_name_plural = "upstream identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+    @property
+    def sealing_owner(self) -> str:
+        return f"{self.issuer}|{self.subject}"
+
+
+class UpstreamSession(models.Model):
+    """The provider's tokens of one sign-in, encrypted: held by its authorization code, then by its token family."""
+
+    identity = models.ForeignKey(UpstreamIdentity, on_delete=models.CASCADE, related_name="sessions")
+    grant = models.OneToOneField(
+        oauth2_settings.GRANT_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_family = models.UUIDField(null=True, blank=True, unique=True)
+    sealed_tokens = models.BinaryField()
+    expires_at = models.DateTimeField(help_text="When the provider's access token expires.")
+    created = models.DateTimeField(auto_now_add=True)
+    refreshed = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"upstream session of {self.identity}"

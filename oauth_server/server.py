@@ -1,11 +1,24 @@
 """The oauthlib server: authorization code and refresh token only, PKCE S256 only, our request rules."""
 
+from collections.abc import Callable
 from typing import Any
 
 from oauthlib.oauth2 import WebApplicationServer
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from oauth_server import request_rules
+from oauth_server.upstream.sessions import capped_seconds
+
+DEFAULT_EXPIRES_IN = 3600
+
+
+def capped_expires_in(seconds: int) -> Callable[[Any], int]:
+    """Access tokens never outlive the sign-in's provider token (muster's capTokenExpiry)."""
+
+    def expires_in(request: Any) -> int:
+        return capped_seconds(getattr(request, "upstream_session", None), seconds)
+
+    return expires_in
 
 
 class MusterServer(WebApplicationServer):
@@ -15,7 +28,7 @@ class MusterServer(WebApplicationServer):
         super().__init__(
             request_validator,
             token_generator=kwargs.get("token_generator"),
-            token_expires_in=kwargs.get("token_expires_in"),
+            token_expires_in=capped_expires_in(kwargs.get("token_expires_in") or DEFAULT_EXPIRES_IN),
             refresh_token_generator=kwargs.get("refresh_token_generator"),
         )
         self.auth_grant._code_challenge_methods = {"S256": code_challenge_method_s256}

@@ -4,6 +4,7 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken, revoke_access_token
@@ -11,11 +12,24 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
+from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from oauth_server import audit, clients, code_reuse
 from oauth_server.families import revoke_family
 from oauth_server.resources import mcp_resource
+from oauth_server.upstream import sessions as upstream_sessions
+
+
+class ProviderUnavailable(TemporarilyUnavailableError):
+    """A 503 with Retry-After: the provider could not refresh the sign-in now; the same refresh token works later."""
+
+    status_code = 503
+    description = "The identity provider could not refresh the sign-in; retry with the same refresh token"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
 
 
 def _checksum(token: str) -> str:
@@ -44,7 +58,9 @@ class MusterValidator(OAuth2Validator):
 
     def _create_authorization_code(self, request: Request, code: dict[str, str], expires: Any = None) -> Grant:
         request.resource = [mcp_resource()]  # every requested value was checked to be this one
-        return super()._create_authorization_code(request, code, expires)
+        grant = super()._create_authorization_code(request, code, expires)
+        upstream_sessions.attach_to_grant(grant, getattr(request, "muster_upstream", None))
+        return grant
 
     def _check_and_set_request_resource(self, request: Request) -> None:
         """Tokens are bound to the MCP resource; `request_rules.check_token_resource` refused anything else."""
@@ -54,6 +70,7 @@ class MusterValidator(OAuth2Validator):
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
         if super().validate_code(client_id, code, client, request, *args, **kwargs):
+            request.upstream_session = upstream_sessions.for_code(code, client)
             return request.user.is_active
         family = code_reuse.family_issued_by(code)
         if family:
@@ -76,6 +93,8 @@ class MusterValidator(OAuth2Validator):
         family = str(refresh_token.token_family)
         if request.grant_type == "authorization_code":
             code_reuse.remember_exchange(request.code, family)
+            if (session := getattr(request, "upstream_session", None)) is not None:
+                upstream_sessions.bind_family(session, refresh_token.token_family)
         clients.touch(request.client)
         event = "token_issued" if request.grant_type == "authorization_code" else "token_refreshed"
         audit.record(event, user_id=request.user.pk, client_id=request.client.client_id, family=family)
@@ -110,7 +129,33 @@ class MusterValidator(OAuth2Validator):
         lifetime = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_EXPIRE_SECONDS)
         if token.created + lifetime <= timezone.now() or not token.user.is_active:
             return False
-        return super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        return self._upstream_refreshed_first(token, request)
+
+    def _upstream_refreshed_first(self, token: RefreshToken, request: Request) -> bool:
+        """The provider's token is refreshed before ours is consumed, so a provider outage never burns it."""
+        session = upstream_sessions.for_family(token.token_family)
+        if session is None:
+            request.upstream_session = None
+            return True
+        try:
+            request.upstream_session = upstream_sessions.ensure_fresh(session)
+        except upstream_sessions.UpstreamUnavailable:
+            raise ProviderUnavailable() from None
+        except upstream_sessions.UpstreamSessionEnded:
+            revoke_family(token.token_family, reason="upstream-session-ended")
+            return False
+        return True
+
+    def save_bearer_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> Any:
+        """`exposeUpstreamIdToken`: the provider's id_token rides along in our token response."""
+        saved = super().save_bearer_token(token, request, *args, **kwargs)
+        session = getattr(request, "upstream_session", None)
+        exposed = session is not None and settings.MUSTER_CONFIG.expose_upstream_id_token
+        if exposed and (id_token := upstream_sessions.tokens(session).get("id_token")):
+            token["id_token"] = id_token
+        return saved
 
     def revoke_token(
         self, token: str, token_type_hint: str | None, request: Request, *args: Any, **kwargs: Any

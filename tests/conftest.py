@@ -16,6 +16,8 @@ from django.core.cache import cache
 from oauth2_provider.models import Application
 
 from oauth_server import ratelimit
+from oauth_server.upstream import discovery
+from tests.servers.oidc_provider import OidcProvider
 
 # Metrics written by tests go to a throw-away directory, never to the site's var/prometheus.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muster-test-metrics-"))
@@ -127,3 +129,21 @@ def authorize_url(client_id: str, challenge: str, **overrides: str | None) -> st
     }
     params.update(overrides)
     return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """One real OIDC provider process for the whole run (tests reset its controls)."""
+    with OidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def upstream(settings, oidc_provider, db) -> Iterator[OidcProvider]:
+    """The site signs users in at the real provider (`provider: oidc`), discovered and with clean controls."""
+    from tests.upstream_flow import use_provider  # it imports this module
+
+    oidc_provider.reset()
+    use_provider(settings, oidc_provider)
+    yield oidc_provider
+    discovery.forget()

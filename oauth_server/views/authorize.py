@@ -3,6 +3,7 @@
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
@@ -11,6 +12,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth_server import audit
 from oauth_server.config import is_loopback_host
 from oauth_server.errors import describe, error_page
+from oauth_server.upstream import sessions as upstream_sessions
 
 
 def with_issuer(uri: str, issuer: str) -> str:
@@ -33,6 +35,8 @@ class ConsentView(dot_views.AuthorizationView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method is None or request.method.lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
+        if upstream_sessions.needs_sign_in(request):
+            return self.handle_no_permission()
         return super().dispatch(request, *args, **kwargs)
 
     def handle_no_permission(self) -> HttpResponse:
@@ -41,7 +45,19 @@ class ConsentView(dot_views.AuthorizationView):
             self.validate_authorization_request(self.request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
-        return super().handle_no_permission()
+        return redirect_to_login(self.request.get_full_path(), self.get_login_url(), self.get_redirect_field_name())
+
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: str, credentials: dict[str, Any], allow: bool
+    ) -> Any:
+        """The code takes the provider's tokens from this sign-in (the validator stores them with it)."""
+        pending = upstream_sessions.pending(request) if allow else None
+        if pending is not None:
+            credentials["muster_upstream"] = pending
+        answer = super().create_authorization_response(request, scopes, credentials, allow)
+        if pending is not None:
+            request.session.pop(upstream_sessions.PENDING_KEY, None)  # one sign-in, one code, one family
+        return answer
 
     def error_response(self, error: OAuthToolkitError, application: Any, **kwargs: Any) -> HttpResponse:
         """Unknown client or redirect URI: a 400 here, never a redirect. Everything else goes to the client."""

@@ -1,5 +1,6 @@
 """The official MCP SDK as a test client: OAuthClientProvider with a headless browser that signs in and allows."""
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 
@@ -13,7 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from tests.servers.site import Site, free_port, page_forms
+from tests.servers.site import Site, free_port, page_forms, sign_in_upstream
 
 SDK_TIMEOUT_SECONDS = 60.0
 
@@ -52,9 +53,10 @@ def _without_port(url: str) -> str:
 class HeadlessBrowser:
     """The user's browser: the SDK hands it the authorization URL, it signs in, allows, and captures the redirect."""
 
-    def __init__(self, site: Site, redirect_uri: str) -> None:
+    def __init__(self, site: Site, redirect_uri: str, provider_sign_in: Callable[[str], str] | None = None) -> None:
         self.site = site
         self.redirect_uri = redirect_uri
+        self.provider_sign_in = provider_sign_in
         self.http = httpx.Client(follow_redirects=False, timeout=30.0)
         self.authorization_urls: list[str] = []
         self.sign_ins = 0
@@ -78,12 +80,8 @@ class HeadlessBrowser:
         if answer.status_code == 302:
             login_url = urljoin(url, answer.headers["location"])
             assert urlsplit(login_url).path == "/oauth/login", f"authorize sent the browser to {login_url}"
-            login = _form(self.http.get(login_url), "sign-in")
-            fields = {**login["inputs"], "username": self.site.username, "password": self.site.password}
-            signed_in = self.http.post(urljoin(login_url, login.get("action", "")), data=fields)
-            assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
+            url = self._sign_in(login_url)
             self.sign_ins += 1
-            url = urljoin(login_url, signed_in.headers["location"])
             assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
             answer = self.http.get(url)
         consent = _form(answer, "consent")
@@ -99,6 +97,16 @@ class HeadlessBrowser:
         assert "code" in query, f"no code in {location}"
         return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
 
+    def _sign_in(self, login_url: str) -> str:
+        """Locally with the site's user, or at the identity provider; returns where the browser lands."""
+        if self.provider_sign_in is not None:
+            return sign_in_upstream(self.http, login_url, self.provider_sign_in)
+        login = _form(self.http.get(login_url), "sign-in")
+        fields = {**login["inputs"], "username": self.site.username, "password": self.site.password}
+        signed_in = self.http.post(urljoin(login_url, login.get("action", "")), data=fields)
+        assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
+        return urljoin(login_url, signed_in.headers["location"])
+
 
 class SdkUser:
     """One user connecting to /mcp through the SDK's OAuth provider.
@@ -107,10 +115,16 @@ class SdkUser:
     neither the SDK registers one itself (DCR).
     """
 
-    def __init__(self, site: Site, client_id: str | None = None, client_metadata_url: str | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        client_id: str | None = None,
+        client_metadata_url: str | None = None,
+        provider_sign_in: Callable[[str], str] | None = None,
+    ) -> None:
         # Loopback redirect URIs match on any port, so a client registered without one may use a random port.
         self.redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
-        self.browser = HeadlessBrowser(site, self.redirect_uri)
+        self.browser = HeadlessBrowser(site, self.redirect_uri, provider_sign_in)
         methods = {"token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"]}
         registered = (
             OAuthClientInformationFull(client_id=client_id, redirect_uris=[AnyUrl(self.redirect_uri)], **methods)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
@@ -119,8 +119,10 @@ class Site:
         username: str = "alice",
         password: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        healthy_status: str = "ok",
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.healthy_status = healthy_status  # "degraded": started, but its provider is not discovered yet
         self.workdir = workdir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -202,7 +204,7 @@ class Site:
                 raise SiteError(f"uvicorn exited with {code} before it was healthy:\n{self.log_tail()}")
             try:
                 answer = httpx.get(f"{self.base_url}/health", timeout=2.0)
-                if answer.status_code == 200 and answer.json() == {"status": "ok"}:
+                if answer.status_code == 200 and answer.json().get("status") == self.healthy_status:
                     return
                 last_problem = f"{answer.status_code} {answer.text[:200]}"
             except httpx.TransportError as exc:
@@ -300,22 +302,42 @@ def _only_form(answer: httpx.Response, what: str) -> dict[str, Any]:
     return forms[0]
 
 
+def sign_in_upstream(http: httpx.Client, login_url: str, provider_sign_in: Callable[[str], str]) -> str:
+    """At /oauth/login the browser goes to the provider, signs in there and comes back; returns where it lands."""
+    to_provider = http.get(login_url)
+    assert to_provider.status_code == 302, f"login answered {to_provider.status_code}: {to_provider.text[:300]}"
+    callback = provider_sign_in(to_provider.headers["location"])
+    back = http.get(callback)
+    assert back.status_code == 302, f"the callback answered {back.status_code}: {back.text[:300]}"
+    return urljoin(callback, back.headers["location"])
+
+
 def sign_in_and_authorize(
-    http: httpx.Client, site: Site, client_id: str, username: str, password: str, *, state: str | None = None
+    http: httpx.Client,
+    site: Site,
+    client_id: str,
+    username: str,
+    password: str,
+    *,
+    state: str | None = None,
+    provider_sign_in: Callable[[str], str] | None = None,
 ) -> tuple[str, str, dict[str, list[str]]]:
-    """Authorize, sign in if asked, allow on the consent page; returns (code, verifier, redirect query)."""
+    """Authorize, sign in if asked (locally, or at the provider), allow; returns (code, verifier, redirect query)."""
     verifier, challenge = pkce_pair()
     url = site.base_url + authorize_path(client_id, challenge, state or secrets.token_urlsafe(32))
     answer = http.get(url)
     if answer.status_code == 302:
         login_url = urljoin(url, answer.headers["location"])
         assert urlsplit(login_url).path == "/oauth/login", f"authorize sent us to {login_url}"
-        login_page = http.get(login_url)
-        login = _only_form(login_page, "sign-in")
-        fields = {**login["inputs"], "username": username, "password": password}
-        signed_in = http.post(urljoin(login_url, login.get("action", "")), data=fields)
-        assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
-        url = urljoin(login_url, signed_in.headers["location"])
+        if provider_sign_in is not None:
+            url = sign_in_upstream(http, login_url, provider_sign_in)
+        else:
+            login_page = http.get(login_url)
+            login = _only_form(login_page, "sign-in")
+            fields = {**login["inputs"], "username": username, "password": password}
+            signed_in = http.post(urljoin(login_url, login.get("action", "")), data=fields)
+            assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
+            url = urljoin(login_url, signed_in.headers["location"])
         assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
         answer = http.get(url)
     consent = _only_form(answer, "consent")

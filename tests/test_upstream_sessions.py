@@ -1,0 +1,232 @@
+"""Upstream sessions per token family: capped expiry, refresh ordering, outages, revocation, sealing, /mcp."""
+
+import base64
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
+from oauth2_provider.models import AccessToken, RefreshToken
+
+from mcp_gateway import bearer
+from oauth_server.models import UpstreamSession
+from oauth_server.upstream import discovery, sealing
+from oauth_server.upstream import sessions as upstream_sessions
+from tests.flow import checksum, exchange, family_of, refresh
+from tests.servers.oidc_provider import OidcProvider
+from tests.servers.site import free_port
+from tests.upstream_flow import SUBJECT, upstream_code, use_provider
+
+
+def signed_in(provider, client_id: str) -> dict[str, str]:
+    browser = Client()
+    code, verifier, _ = upstream_code(browser, client_id, provider)
+    answer = exchange(browser, client_id, code, verifier)
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def session_of(tokens: dict[str, str]) -> UpstreamSession:
+    return UpstreamSession.objects.select_related("identity").get(token_family=family_of(tokens))
+
+
+def near_expiry(tokens: dict[str, str], seconds: int = 60) -> None:
+    """The provider's token of this sign-in expires in `seconds`."""
+    UpstreamSession.objects.filter(token_family=family_of(tokens)).update(
+        expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+@pytest.fixture(scope="module")
+def short_lived_provider():
+    """A provider whose sign-in tokens live two minutes."""
+    with OidcProvider(token_max_age=120) as provider:
+        yield provider
+
+
+def test_our_access_token_never_outlives_the_providers(settings, short_lived_provider, public_client):
+    use_provider(settings, short_lived_provider)
+
+    tokens = signed_in(short_lived_provider, public_client.client_id)
+
+    assert 100 <= tokens["expires_in"] <= 120
+    stored = AccessToken.objects.get(token_checksum=checksum(tokens["access_token"]))
+    assert stored.expires <= timezone.now() + timedelta(seconds=121)
+    discovery.forget()
+
+
+def test_the_cap_is_never_zero_or_negative(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    session = session_of(tokens)
+    session.expires_at = timezone.now() - timedelta(minutes=1)
+
+    assert upstream_sessions.capped_seconds(session, 1800) == 1
+
+
+def test_a_refresh_far_from_the_providers_expiry_does_not_call_the_provider(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 200
+    assert upstream.counters()["refresh_token"] == 0
+
+
+def test_a_provider_token_near_expiry_is_refreshed_first(upstream, public_client, audit_log, caplog):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 200, answer.content
+    assert upstream.counters()["refresh_token"] == 1
+    assert session_of(tokens).expires_at > timezone.now() + timedelta(minutes=50)
+    assert answer.json()["expires_in"] == 1800
+    assert '"event": "upstream_token_refreshed"' in caplog.text
+
+
+def test_a_provider_outage_leaves_our_refresh_token_usable(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+    upstream.token_failure(503)
+
+    failed = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert failed.status_code == 503
+    assert failed.json()["error"] == "temporarily_unavailable" and failed["Retry-After"] == "5"
+    upstream.token_failure(None)
+    retried = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+    assert retried.status_code == 200, retried.content
+    assert RefreshToken.objects.filter(token_family=family_of(tokens), revoked__isnull=True).count() == 1
+
+
+def test_an_unreachable_provider_leaves_our_refresh_token_usable(upstream, public_client, monkeypatch):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+    closed = f"http://127.0.0.1:{free_port()}/token"
+    monkeypatch.setattr(discovery, "_metadata", dataclasses.replace(discovery.metadata(), token_endpoint=closed))
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 503
+    assert RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).revoked is None
+
+
+def test_a_provider_that_ended_the_sign_in_revokes_the_family(upstream, public_client, audit_log, caplog):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+    upstream.revoke_user_tokens(SUBJECT)
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    assert not RefreshToken.objects.filter(token_family=family_of(tokens), revoked__isnull=True).exists()
+    assert not AccessToken.objects.filter(token_checksum=checksum(tokens["access_token"])).exists()
+    assert not UpstreamSession.objects.exists()
+    assert '"reason": "upstream-session-ended"' in caplog.text
+
+
+def test_the_upstream_id_token_is_exposed_only_when_configured(upstream, settings, public_client):
+    assert "id_token" not in signed_in(upstream, public_client.client_id)
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, expose_upstream_id_token=True)
+
+    tokens = signed_in(upstream, public_client.client_id)
+    refreshed = refresh(Client(), public_client.client_id, tokens["refresh_token"]).json()
+
+    assert tokens["id_token"].count(".") == 2
+    assert refreshed["id_token"] == tokens["id_token"]  # the provider gave no new one on refresh
+    assert upstream_sessions.tokens(session_of(refreshed))["id_token"] == tokens["id_token"]
+
+
+def test_refresh_upstream_session_refreshes_the_provider_token_without_rotating_ours(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    before = session_of(tokens).expires_at
+
+    upstream_sessions.refresh_upstream_session(family_of(tokens))
+
+    assert upstream.counters()["refresh_token"] == 1
+    assert session_of(tokens).refreshed is not None and session_of(tokens).expires_at >= before
+    assert RefreshToken.objects.filter(token_family=family_of(tokens)).count() == 1
+    assert refresh(Client(), public_client.client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_refresh_upstream_session_refuses_unknown_and_revoked_families(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    family = family_of(tokens)
+    RefreshToken.objects.filter(token_family=family).update(revoked=timezone.now())
+
+    with pytest.raises(upstream_sessions.RefreshSessionError):
+        upstream_sessions.refresh_upstream_session(family)
+    with pytest.raises(upstream_sessions.RefreshSessionError):
+        upstream_sessions.refresh_upstream_session("00000000-0000-0000-0000-000000000000")
+    assert upstream.counters()["refresh_token"] == 0
+
+
+def test_manage_py_refreshsession(upstream, public_client, capsys):
+    tokens = signed_in(upstream, public_client.client_id)
+
+    call_command("refreshsession", str(family_of(tokens)))
+
+    assert "refreshed the upstream sign-in" in capsys.readouterr().out
+    upstream.revoke_user_tokens(SUBJECT)
+    with pytest.raises(CommandError, match="ended this sign-in"):
+        call_command("refreshsession", str(family_of(tokens)))
+    with pytest.raises(CommandError, match="not a token family id"):
+        call_command("refreshsession", "nope")
+    assert not RefreshToken.objects.filter(token_family=family_of(tokens), revoked__isnull=True).exists()
+
+
+def test_the_admin_refreshes_an_upstream_sign_in(upstream, public_client, admin_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    family_row = RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"]))
+
+    answer = admin_client.post(
+        "/admin/oauth_server/tokenfamily/",
+        {"action": "refresh_upstream_sessions", "_selected_action": [family_row.pk]},
+        follow=True,
+    )
+
+    assert b"upstream sign-in refreshed" in answer.content
+    assert upstream.counters()["refresh_token"] == 1
+
+
+def test_stored_provider_tokens_are_unreadable_without_the_key(upstream, settings, public_client):
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, expose_upstream_id_token=True)
+    tokens = signed_in(upstream, public_client.client_id)
+    stored = bytes(UpstreamSession.objects.values_list("sealed_tokens", flat=True).get())
+
+    assert tokens["id_token"].encode() not in stored
+    assert b"refresh_token" not in stored and b"access_token" not in stored
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, encryption_key=b"k" * 32)
+    with pytest.raises(sealing.SealError):
+        upstream_sessions.tokens(session_of(tokens))
+
+
+def test_pending_tokens_in_the_browser_session_are_sealed_too(upstream, public_client):
+    from tests.upstream_flow import back_from_provider, to_provider
+
+    browser = Client()
+    _, provider_url = to_provider(browser, public_client.client_id)
+    back_from_provider(browser, upstream, provider_url)
+
+    pending = browser.session[upstream_sessions.PENDING_KEY]
+    assert set(pending) == {"identity", "sealed", "expires_at", "until"}
+    assert b"refresh_token" not in base64.b64decode(pending["sealed"])
+
+
+def test_mcp_apps_see_the_upstream_subject_groups_and_id_token(upstream, settings, public_client):
+    upstream.set_user(SUBJECT, {"groups": ["platform"]})
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, expose_upstream_id_token=True)
+    tokens = signed_in(upstream, public_client.client_id)
+
+    identity = async_to_sync(bearer._from_database)(checksum(tokens["access_token"]))
+
+    assert identity.subject == SUBJECT and identity.groups == ("platform",)
+    assert identity.id_token == tokens["id_token"]
+    shared = bearer._dumps(identity)
+    assert tokens["id_token"] not in shared
+    assert bearer._loads(shared.encode()) == identity
