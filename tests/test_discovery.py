@@ -13,6 +13,7 @@ from django.test import Client
 
 from muster_project.discovery_gate import DiscoveryGate
 from oauth_server.config import OidcConfig
+from oauth_server.startup import log_effective_settings
 from oauth_server.upstream import discovery, outbound
 from oauth_server.upstream.provider import configured
 
@@ -148,3 +149,13 @@ def test_local_accounts_never_wait_for_discovery(settings):
     assert discovery.ready()
     with pytest.raises(discovery.DiscoveryError):
         discovery.ensure()
+
+
+def test_the_start_warns_when_upstream_tokens_are_encrypted_with_a_derived_key(settings, caplog):
+    point_at(settings, "https://idp.example")
+
+    log_effective_settings()
+
+    assert "users sign in at https://idp.example (oidc)" in caplog.text
+    assert "encryptionKey is not set" in caplog.text
+    assert "allowPrivateIPOIDC is on" in caplog.text

@@ -7,8 +7,10 @@ from typing import Any
 
 import anyio
 import httpx
+import jwt
 import pytest
 
+from tests.servers.asgi_process import serving
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.sdk_client import SdkUser, structured
 from tests.servers.site import (
@@ -130,3 +132,33 @@ def test_concurrent_refreshes_across_two_workers_refresh_at_the_provider_once(
     assert [answer.status_code for answer in answers] == [200] * 8, [answer.text for answer in answers]
     assert len({answer.json()["refresh_token"] for answer in answers}) == 1
     assert provider.counters()["refresh_token"] == 1
+
+
+def test_the_upstream_id_token_travels_to_an_upstream_mcp_server_with_forward_id_token(
+    provider: OidcProvider, tmp_path: Path, http: httpx.Client
+) -> None:
+    env = {**provider_env(provider.issuer), "MUSTER_MCP_FORWARD_ID_TOKEN": "true"}
+    with serving("tests.servers.upstream_mcp:app") as upstream:
+        env["MUSTER_MCP_UPSTREAM_URL"] = f"{upstream}/mcp"
+        with Site(tmp_path, extra_env=env) as site:
+            client_id = site.create_public_client()
+            code, verifier, _ = sign_in_and_authorize(
+                http, site, client_id, "", "", provider_sign_in=lambda url: provider.sign_in(url, SUBJECT)
+            )
+            token = exchange_code(http, site, client_id, code, verifier).json()["access_token"]
+            echoed = http.post(
+                f"{site.base_url}/mcp",
+                content=b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}',
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json, text/event-stream",
+                    "Content-Type": "application/json",
+                },
+            )
+
+    assert echoed.status_code == 200, echoed.text
+    sent = dict(echoed.json()["headers"])
+    id_token = sent["authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    assert (claims["iss"], claims["sub"]) == (provider.issuer, SUBJECT)
+    assert token not in sent["authorization"]

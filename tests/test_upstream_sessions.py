@@ -218,6 +218,7 @@ def test_pending_tokens_in_the_browser_session_are_sealed_too(upstream, public_c
     assert b"refresh_token" not in base64.b64decode(pending["sealed"])
 
 
+@pytest.mark.django_db(transaction=True)  # the lookup runs on the gateway's database thread
 def test_mcp_apps_see_the_upstream_subject_groups_and_id_token(upstream, settings, public_client):
     upstream.set_user(SUBJECT, {"groups": ["platform"]})
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, expose_upstream_id_token=True)

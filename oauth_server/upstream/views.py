@@ -61,15 +61,14 @@ class UpstreamCallbackView(OIDCAuthenticationCallbackView):
     def login_failure(self) -> HttpResponse:
         error, description, status = self._failure()
         self.request.session.pop(NEXT_KEY, None)
-        next_url = self.pending_next
-        if not self.state_was_pending:
-            audit.record("upstream_sign_in_failed", "failure", reason="unknown_state")
-        elif next_url and (redirect := self._deny_pending(next_url, description)):
+        if self.pending_next and (redirect := self._deny_pending(self.pending_next, description)):
             return redirect
         return error_page(self.request, error, description, status)
 
     def _failure(self) -> tuple[str, str, int]:
+        """The error, its description and status; the backend audits its own failures, this the others."""
         if not self.state_was_pending:
+            audit.record("upstream_sign_in_failed", "failure", reason="unknown_state")
             return (
                 "invalid_request",
                 "This sign-in answer is unknown or was already used. Start again from your application.",
@@ -82,6 +81,7 @@ class UpstreamCallbackView(OIDCAuthenticationCallbackView):
             return "access_denied", f"The identity provider did not sign you in ({shown}).", 400
         reason = getattr(self.request, FAILURE_ATTRIBUTE, None)
         if reason is None:
+            audit.record("upstream_sign_in_failed", "failure", reason="inactive_user")
             return "access_denied", "This account cannot sign in here.", 403
         return "server_error", f"Sign-in at the identity provider failed: {reason[1]}", 502
 
