@@ -58,6 +58,7 @@ def sign_in_and_exchange(
     *,
     scope: str = "openid email profile",
     client_auth: str = "client_secret_basic",
+    sent_verifier: str | None = None,
 ) -> tuple[httpx.Response, str]:
     """Authorize (PKCE S256, nonce), sign `sub` in, exchange the code; the token answer and the nonce sent."""
     nonce, state, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(48)
@@ -70,7 +71,7 @@ def sign_in_and_exchange(
     query = parse_qs(callback.query)
     assert query["state"] == [state], location
     data = {"grant_type": "authorization_code", "code": query["code"][0], "redirect_uri": CALLBACK}
-    data["code_verifier"] = verifier
+    data["code_verifier"] = sent_verifier or verifier
     return token_request(provider, http, data, client_auth), nonce
 
 
@@ -224,3 +225,10 @@ def test_forgotten_refresh_tokens_answer_invalid_grant(provider: OidcProvider, h
 
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
+
+
+def test_a_code_exchange_with_the_wrong_pkce_verifier_is_refused(provider: OidcProvider, http: httpx.Client) -> None:
+    answer, _ = sign_in_and_exchange(provider, http, "pkce@example.com", sent_verifier=secrets.token_urlsafe(48))
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"

@@ -51,6 +51,7 @@ def test_a_user_signs_in_at_the_provider_and_the_code_carries_that_sign_in(upstr
 
 
 def test_the_provider_is_asked_with_pkce_nonce_our_callback_and_the_oidc_scopes(upstream, public_client):
+    """The provider process checks the S256 verifier at the exchange, so every sign-in here also proves PKCE."""
     _, provider_url = to_provider(Client(), public_client.client_id)
 
     asked = query_of(provider_url)

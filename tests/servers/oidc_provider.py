@@ -16,13 +16,14 @@
 # And the mock's own API: PUT /users/<sub> (a JSON object of claims) and POST /users/<sub>/revoke-tokens, which
 # forgets that user's access and refresh tokens (a refresh then answers 400 {"error": "invalid_grant"}).
 #
-# Two changes to the mock's behaviour: its id_tokens carry no kid, so each gets the JWKS key's kid in its header
-# (--no-kid: left as the mock makes them); and Authlib lets a refresh authenticate with client_secret_basic only, so
-# client_secret_post is accepted too, as for the code grant.
+# Three changes to the mock's behaviour: its id_tokens carry no kid, so each gets the JWKS key's kid in its header
+# (--no-kid: left as the mock makes them); Authlib lets a refresh authenticate with client_secret_basic only, so
+# client_secret_post is accepted too, as for the code grant; and the mock does not check PKCE, so a code whose
+# authorize request had a code_challenge needs the matching S256 code_verifier (else 400 invalid_grant).
 #
 # Quirks of oidc-provider-mock 0.3.4 (with Authlib 1.9) that tests can rely on:
 #   * Any client id, secret and redirect URI is accepted; the token endpoint wants client_secret_basic or
-#     client_secret_post (a public client, auth method none, gets 401 invalid_client). PKCE is not checked at all.
+#     client_secret_post (a public client, auth method none, gets 401 invalid_client).
 #   * A sign-in with an unknown sub makes the user {"email": sub}. An authorize request without nonce is sent back
 #     to the redirect URI with error=invalid_request. `aud` is a list: [client_id].
 #   * A refresh token comes with every code exchange. Its recorded expiry (that of the access token) is never
@@ -37,6 +38,7 @@
 
 import argparse
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -51,7 +53,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import authlib.deprecate
 import flask
@@ -103,6 +105,7 @@ class _Controls:
         self.failure_status: int | None = None
         self.tamper_mode: str | None = None
         self.counters = dict.fromkeys(GRANT_TYPES, 0)
+        self.challenges: dict[str, str] = {}  # code -> the S256 code_challenge its authorize request carried
         self._provider_key: RSAKey | None = None
         self._stranger_key: RSAKey | None = None
 
@@ -119,6 +122,10 @@ class _Controls:
             if self._stranger_key is None:
                 self._stranger_key = RSAKey.generate_key(2048)
             return self._stranger_key
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def remade_id_token(id_token: str, mode: str | None, provider_key: RSAKey, stranger_key: RSAKey, *, kid: bool) -> str:
@@ -171,11 +178,26 @@ def create_app(token_max_age: int = 3600, *, id_token_kid: bool = True) -> flask
             if grant_type in controls.counters:
                 controls.counters[grant_type] += 1
             status = controls.failure_status
-        if status is None:
+            challenge = controls.challenges.pop(flask.request.form.get("code", ""), None)
+        if status is not None:
+            answer = flask.make_response({"error": "temporarily_unavailable"}, status)
+        elif challenge is not None and s256(flask.request.form.get("code_verifier", "")) != challenge:
+            answer = flask.make_response({"error": "invalid_grant", "error_description": "PKCE check failed"}, 400)
+        else:
             return None
-        answer = flask.make_response({"error": "temporarily_unavailable"}, status)
         answer.headers["Cache-Control"] = "no-store"
         return answer
+
+    @app.after_request
+    def remember_code_challenges(response: flask.Response) -> flask.Response:
+        """The mock does not check PKCE; this does, as Dex and Google do (S256)."""
+        challenge = flask.request.args.get("code_challenge")
+        if flask.request.path == "/oauth2/authorize" and response.status_code == 302 and challenge:
+            code = parse_qs(urlsplit(response.headers.get("Location", "")).query).get("code")
+            if code:
+                with controls.lock:
+                    controls.challenges[code[0]] = challenge
+        return response
 
     @app.after_request
     def remake_id_tokens(response: flask.Response) -> flask.Response:
