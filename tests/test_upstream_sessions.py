@@ -231,3 +231,19 @@ def test_mcp_apps_see_the_upstream_subject_groups_and_id_token(upstream, setting
     shared = bearer._dumps(identity)
     assert tokens["id_token"] not in shared
     assert bearer._loads(shared.encode()) == identity
+
+
+def test_pruneupstream_deletes_provider_tokens_nothing_holds(upstream, public_client, capsys):
+    kept = signed_in(upstream, public_client.client_id)
+    ended = signed_in(upstream, public_client.client_id)
+    RefreshToken.objects.filter(token_family=family_of(ended)).update(revoked=timezone.now())
+    unclaimed = session_of(kept)
+    unclaimed.pk, unclaimed.token_family = None, None
+    unclaimed.save()
+    UpstreamSession.objects.filter(pk=unclaimed.pk).update(created=timezone.now() - timedelta(days=2))
+
+    call_command("pruneupstream", "--dry-run")
+    assert "would delete 2 stale upstream sign-ins" in capsys.readouterr().out
+    call_command("pruneupstream")
+
+    assert list(UpstreamSession.objects.values_list("token_family", flat=True)) == [family_of(kept)]

@@ -1,9 +1,12 @@
 """Signing in at a real OIDC provider: the flow, what the provider is asked, users by (issuer, sub), failures."""
 
 import dataclasses
+import hashlib
 
+import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test import Client
 from oauth2_provider.models import Grant
 
@@ -230,3 +233,15 @@ def test_an_operator_disabled_user_cannot_sign_in_at_the_provider(upstream, publ
 
     assert query_of(back["Location"])["error"] == "access_denied"
     assert "_auth_user_id" not in browser.session
+
+
+def test_a_new_signing_key_at_the_provider_is_fetched_when_its_kid_first_appears(upstream, public_client):
+    metadata = discovery.metadata()
+    published = httpx.get(metadata.jwks_uri).json()["keys"]
+    cache_key = "oidc-jwks:" + hashlib.sha256(metadata.jwks_uri.encode()).hexdigest()
+    cache.set(cache_key, [{**key, "kid": "rotated-away"} for key in published])  # what we cached before a rotation
+
+    upstream_code(Client(), public_client.client_id, upstream)
+
+    assert UpstreamIdentity.objects.exists()
+    assert [key["kid"] for key in cache.get(cache_key)] == [key["kid"] for key in published]

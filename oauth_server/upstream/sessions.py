@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote_plus
 from uuid import UUID
 
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import RefreshToken
@@ -81,18 +82,22 @@ def needs_sign_in(request: HttpRequest) -> bool:
 
 
 def attach_to_grant(grant: Any, entry: dict[str, Any] | None) -> None:
-    """The authorization code takes the pending tokens; unclaimed leftovers older than a day are dropped."""
+    """The authorization code takes the pending tokens."""
     if not entry:
         return
-    UpstreamSession.objects.filter(
-        grant=None, token_family=None, created__lt=timezone.now() - timedelta(days=1)
-    ).delete()
     UpstreamSession.objects.create(
         identity_id=entry["identity"],
         grant=grant,
         sealed_tokens=base64.b64decode(entry["sealed"]),
         expires_at=datetime.fromtimestamp(entry["expires_at"], tz=timezone.get_current_timezone()),
     )
+
+
+def stale() -> QuerySet[UpstreamSession]:
+    """Provider tokens nothing holds: families with no live refresh token, codes never exchanged (a day on)."""
+    live = RefreshToken.objects.filter(token_family=OuterRef("token_family"), revoked__isnull=True)
+    unclaimed = Q(token_family=None, grant=None, created__lt=timezone.now() - timedelta(days=1))
+    return UpstreamSession.objects.filter((Q(token_family__isnull=False) & ~Exists(live)) | unclaimed)
 
 
 def for_code(code: str, client: Any) -> UpstreamSession | None:
