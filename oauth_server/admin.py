@@ -105,6 +105,7 @@ class TokenFamilyAdmin(admin.ModelAdmin):
         "last_rotation",
         "generations",
         "active",
+        "upstream_expires",
     )
     list_filter = (
         ("application", admin.RelatedOnlyFieldListFilter),
@@ -135,6 +136,11 @@ class TokenFamilyAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, ordering="live_members")
     def active(self, family: TokenFamily) -> bool:
         return family.live_members > 0
+
+    @admin.display(ordering="upstream_expires", description="provider token until")
+    def upstream_expires(self, family: TokenFamily) -> Any:
+        """When the identity provider's token of this sign-in expires (empty for local accounts)."""
+        return family.upstream_expires
 
     @admin.action(description="Revoke the selected token families", permissions=["change"])
     def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -21,6 +21,9 @@ class TokenFamilyQuerySet(models.QuerySet):
                 last_rotation=Subquery(per_family.annotate(v=Max("created")).values("v")),
                 generations=Subquery(per_family.annotate(v=Count("pk")).values("v")),
                 live_members=Subquery(per_family.annotate(v=Count("pk", filter=Q(revoked__isnull=True))).values("v")),
+                upstream_expires=Subquery(
+                    UpstreamSession.objects.filter(token_family=OuterRef("token_family")).values("expires_at")[:1]
+                ),
             )
         )
 

@@ -180,9 +180,12 @@ def test_manage_py_refreshsession(upstream, public_client, capsys):
     assert not RefreshToken.objects.filter(token_family=family_of(tokens), revoked__isnull=True).exists()
 
 
-def test_the_admin_refreshes_an_upstream_sign_in(upstream, public_client, admin_client):
+def test_the_admin_shows_and_refreshes_an_upstream_sign_in(upstream, public_client, admin_client):
     tokens = signed_in(upstream, public_client.client_id)
     family_row = RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"]))
+    listed = admin_client.get("/admin/oauth_server/tokenfamily/")
+    assert b"Provider token until" in listed.content
+    assert listed.context["cl"].result_list[0].upstream_expires == session_of(tokens).expires_at
 
     answer = admin_client.post(
         "/admin/oauth_server/tokenfamily/",
