@@ -150,6 +150,19 @@ def _upstream_id_token(family: UUID) -> str | None:
     return upstream_sessions.tokens(session).get("id_token") if session is not None else None
 
 
+def forget(token_checksums: list[str]) -> None:
+    """Drop cached validations so the next lookup reads the database (the tokens stay valid)."""
+    for token_checksum in token_checksums:
+        _local.pop(token_checksum, None)
+    redis = sync_redis()
+    if redis is None or not token_checksums:
+        return
+    try:
+        redis.delete(*(_shared_key(token_checksum) for token_checksum in token_checksums))
+    except (RedisError, OSError):
+        log.warning("could not drop %d refreshed identities from the token cache", len(token_checksums))
+
+
 def invalidate(token_checksums: list[str]) -> None:
     """Forget tokens at once: here, and in the shared cache that every worker reads."""
     for token_checksum in token_checksums:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from mcp_gateway import bearer
+from mcp_gateway.shared_cache import sync_redis
 from oauth_server.models import UpstreamSession
 from oauth_server.upstream import discovery, sealing
 from oauth_server.upstream import sessions as upstream_sessions
@@ -250,3 +251,20 @@ def test_pruneupstream_deletes_provider_tokens_nothing_holds(upstream, public_cl
     call_command("pruneupstream")
 
     assert list(UpstreamSession.objects.values_list("token_family", flat=True)) == [family_of(kept)]
+
+
+@pytest.mark.django_db(transaction=True)  # the lookup runs on the gateway's database thread
+def test_a_provider_refresh_drops_the_familys_cached_identities_so_mcp_apps_get_the_new_id_token(
+    upstream, public_client
+):
+    tokens = signed_in(upstream, public_client.client_id)
+    token_checksum = checksum(tokens["access_token"])
+    async_to_sync(bearer.validate)(tokens["access_token"])
+    redis = sync_redis()  # with Valkey storage the shared entry is dropped too
+    assert token_checksum in bearer._local
+    assert redis is None or redis.exists(bearer._shared_key(token_checksum))
+
+    upstream_sessions.refresh_upstream_session(family_of(tokens))
+
+    assert token_checksum not in bearer._local
+    assert redis is None or not redis.exists(bearer._shared_key(token_checksum))
