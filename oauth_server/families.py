@@ -6,13 +6,20 @@ from oauth2_provider.models import RefreshToken
 
 from oauth_server import audit
 from oauth_server.models import UpstreamSession
+from oauth_server.upstream.revocation import revoke_at_provider
+
+UPSTREAM_ENDED = "upstream-session-ended"  # the provider ended the sign-in itself
 
 
 def revoke_family(family: UUID | str, reason: str) -> None:
     """Revoke every live refresh token of the family and delete its access tokens (a fixed number of queries)."""
     owner = RefreshToken.objects.filter(token_family=family).values("user_id", "application__client_id").first()
     RefreshToken.revoke_family(family)
-    UpstreamSession.objects.filter(token_family=family).delete()  # the provider's tokens go with the family
+    ended = list(UpstreamSession.objects.select_related("identity").filter(token_family=family))
+    if ended:  # the provider's tokens go with the family, and the provider is told (unless it ended it)
+        UpstreamSession.objects.filter(pk__in=[session.pk for session in ended]).delete()
+        if reason != UPSTREAM_ENDED:
+            revoke_at_provider(ended)
     audit.record(
         "family_revoked",
         user_id=owner and owner["user_id"],

@@ -16,7 +16,7 @@ from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from oauth_server import audit, clients, code_reuse
-from oauth_server.families import revoke_family
+from oauth_server.families import UPSTREAM_ENDED, revoke_family
 from oauth_server.resources import mcp_resource
 from oauth_server.upstream import sessions as upstream_sessions
 
@@ -144,7 +144,7 @@ class MusterValidator(OAuth2Validator):
         except upstream_sessions.UpstreamUnavailable:
             raise ProviderUnavailable() from None
         except upstream_sessions.UpstreamSessionEnded:
-            revoke_family(token.token_family, reason="upstream-session-ended")
+            revoke_family(token.token_family, reason=UPSTREAM_ENDED)
             return False
         return True
 

@@ -2,8 +2,11 @@
 
 import base64
 import dataclasses
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
@@ -20,7 +23,7 @@ from oauth_server.upstream import sessions as upstream_sessions
 from tests.flow import checksum, exchange, family_of, refresh
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.site import free_port
-from tests.upstream_flow import SUBJECT, upstream_code, use_provider
+from tests.upstream_flow import CLIENT_ID, CLIENT_SECRET, SUBJECT, upstream_code, use_provider
 
 
 def signed_in(provider, client_id: str) -> dict[str, str]:
@@ -268,3 +271,44 @@ def test_a_provider_refresh_drops_the_familys_cached_identities_so_mcp_apps_get_
 
     assert token_checksum not in bearer._local
     assert redis is None or not redis.exists(bearer._shared_key(token_checksum))
+
+
+def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_ending_a_sign_in_here_revokes_its_refresh_token_at_the_provider(
+    upstream, public_client, django_capture_on_commit_callbacks
+):
+    tokens = signed_in(upstream, public_client.client_id)
+    at_provider = upstream_sessions.tokens(session_of(tokens))["refresh_token"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("revokefamily", str(family_of(tokens)))
+
+    assert eventually(lambda: upstream.revocations() == ["refresh_token"])
+    reused = httpx.post(
+        upstream.token_endpoint,
+        data={"grant_type": "refresh_token", "refresh_token": at_provider},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
+    assert reused.status_code == 400
+
+
+def test_a_sign_in_the_provider_ended_is_not_revoked_there_again(
+    upstream, public_client, django_capture_on_commit_callbacks
+):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+    upstream.revoke_user_tokens(SUBJECT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    time.sleep(0.3)
+    assert upstream.revocations() == []

@@ -77,7 +77,7 @@ class UpstreamBackend(OIDCAuthenticationBackend):
             metadata.token_endpoint,
             allow_private=provider.allow_private,
             form=form,
-            headers=sessions.client_auth(provider),
+            headers=provider.client_auth(),
         )
         body = answer.json()
         if answer.status != 200 or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):

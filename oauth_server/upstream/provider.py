@@ -1,6 +1,8 @@
 """Which identity provider users sign in at, and what this site asks it for (muster's Dex and Google rules)."""
 
+import base64
 from dataclasses import dataclass, field
+from urllib.parse import quote_plus
 
 from django.conf import settings
 
@@ -32,6 +34,11 @@ class UpstreamProvider:
 
     def issuer_matches(self, iss: object) -> bool:
         return iss in (self.accepted_issuers or (self.issuer,))
+
+    def client_auth(self) -> dict[str, str]:
+        """client_secret_basic (RFC 6749 §2.3.1: each part form-encoded before Base64)."""
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
 def configured() -> UpstreamProvider | None:

@@ -12,7 +12,6 @@ import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -22,7 +21,7 @@ from django.utils import timezone
 from oauth2_provider.models import RefreshToken
 
 from oauth_server import audit
-from oauth_server.families import revoke_family
+from oauth_server.families import UPSTREAM_ENDED, revoke_family
 from oauth_server.locks import LockTimeout, cache_lock
 from oauth_server.models import UpstreamIdentity, UpstreamSession
 from oauth_server.upstream import discovery, id_tokens, outbound, sealing
@@ -178,7 +177,7 @@ def _refresh_at_provider(
             metadata.token_endpoint,
             allow_private=provider.allow_private,
             form=form,
-            headers=client_auth(provider),
+            headers=provider.client_auth(),
         )
         body = answer.json() if answer.body else {}
     except outbound.OutboundError as exc:
@@ -221,12 +220,6 @@ def _failed(session: UpstreamSession, reason: str) -> None:
     )
 
 
-def client_auth(provider: UpstreamProvider) -> dict[str, str]:
-    """client_secret_basic (RFC 6749 §2.3.1: each part form-encoded before Base64)."""
-    pair = f"{quote_plus(provider.client_id)}:{quote_plus(provider.client_secret)}"
-    return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-
-
 class RefreshSessionError(Exception):
     """refresh_upstream_session could not run: unknown or revoked family, or no upstream session."""
 
@@ -241,5 +234,5 @@ def refresh_upstream_session(family: UUID | str) -> UpstreamSession:
     try:
         return refresh(session, force=True)
     except UpstreamSessionEnded:
-        revoke_family(family, reason="upstream-session-ended")
+        revoke_family(family, reason=UPSTREAM_ENDED)
         raise

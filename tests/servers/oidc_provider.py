@@ -9,9 +9,12 @@
 #       every successful token response carrying an id_token gets a re-made one (see remade_id_token); null: off.
 #   GET  /_control/counters -> {"authorization_code": n, "refresh_token": n}
 #       POST /oauth2/token requests received per grant_type, also those answered by token-failure or refused.
-#   POST /_control/counters/reset
+#   POST /_control/counters/reset (the revocations too)
 #   POST /_control/expire-refresh-tokens
 #       forgets every refresh token (all users), so any refresh answers 400 invalid_grant.
+#   GET  /_control/revocations -> {"revocations": [token_type_hint, ...]}
+#       what POST /oauth2/revoke (RFC 7009, advertised in discovery; client authentication required) received;
+#       it forgets the refresh token it is given.
 #
 # And the mock's own API: PUT /users/<sub> (a JSON object of claims) and POST /users/<sub>/revoke-tokens, which
 # forgets that user's access and refresh tokens (a refresh then answers 400 {"error": "invalid_grant"}).
@@ -70,6 +73,8 @@ with warnings.catch_warnings():
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 20.0
 TOKEN_PATH = "/oauth2/token"
+REVOKE_PATH = "/oauth2/revoke"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 GRANT_TYPES = ("authorization_code", "refresh_token")
 TAMPER_MODES = ("wrong-aud", "wrong-iss", "bad-signature", "nonce-mismatch", "alg-none")
 # What the re-made id_token claims get, per mode; bad-signature and alg-none keep the claims.
@@ -106,6 +111,7 @@ class _Controls:
         self.tamper_mode: str | None = None
         self.counters = dict.fromkeys(GRANT_TYPES, 0)
         self.challenges: dict[str, str] = {}  # code -> the S256 code_challenge its authorize request carried
+        self.revocations: list[str] = []  # the token_type_hint of each revocation request received
         self._provider_key: RSAKey | None = None
         self._stranger_key: RSAKey | None = None
 
@@ -215,6 +221,29 @@ def create_app(token_max_age: int = 3600, *, id_token_kid: bool = True) -> flask
         response.set_data(json.dumps(body))
         return response
 
+    @app.after_request
+    def advertise_revocation(response: flask.Response) -> flask.Response:
+        """The mock has no revocation endpoint; this one (RFC 7009) forgets refresh tokens."""
+        body = response.get_json(silent=True) if flask.request.path == DISCOVERY_PATH else None
+        if isinstance(body, dict):
+            body["revocation_endpoint"] = flask.request.host_url.rstrip("/") + REVOKE_PATH
+            response.set_data(json.dumps(body))
+        return response
+
+    @app.post(REVOKE_PATH)
+    def revoke() -> tuple[str, int]:
+        if not flask.request.authorization and "client_secret" not in flask.request.form:
+            return "", 401
+        storage().remove_refresh_token(flask.request.form.get("token", ""))
+        with controls.lock:
+            controls.revocations.append(flask.request.form.get("token_type_hint", ""))
+        return "", 200
+
+    @app.get("/_control/revocations")
+    def get_revocations() -> tuple[dict[str, list[str]], int]:
+        with controls.lock:
+            return {"revocations": list(controls.revocations)}, 200
+
     @app.post("/_control/token-failure")
     def set_token_failure() -> tuple[dict[str, Any], int]:
         status = _json_field("status", lambda value: value is None or (type(value) is int and 400 <= value <= 599))
@@ -238,6 +267,7 @@ def create_app(token_max_age: int = 3600, *, id_token_kid: bool = True) -> flask
     def reset_counters() -> tuple[dict[str, int], int]:
         with controls.lock:
             controls.counters = dict.fromkeys(GRANT_TYPES, 0)
+            controls.revocations = []
             return dict(controls.counters), 200
 
     @app.post("/_control/expire-refresh-tokens")
@@ -441,6 +471,11 @@ class OidcProvider:
         """Token requests received per grant_type ("authorization_code", "refresh_token")."""
         answer = self._expect(self._http.get("/_control/counters"), 200)
         return {name: int(count) for name, count in answer.json().items()}
+
+    def revocations(self) -> list[str]:
+        """The token_type_hint of every revocation request received since the counters were reset."""
+        answer = self._expect(self._http.get("/_control/revocations"), 200)
+        return list(answer.json()["revocations"])
 
     def reset_counters(self) -> None:
         self._expect(self._http.post("/_control/counters/reset"), 200)
