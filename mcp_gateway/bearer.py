@@ -152,19 +152,15 @@ def _upstream_id_token(family: UUID) -> str | None:
 
 def forget(token_checksums: list[str]) -> None:
     """Drop cached validations so the next lookup reads the database (the tokens stay valid)."""
-    for token_checksum in token_checksums:
-        _local.pop(token_checksum, None)
-    redis = sync_redis()
-    if redis is None or not token_checksums:
-        return
-    try:
-        redis.delete(*(_shared_key(token_checksum) for token_checksum in token_checksums))
-    except (RedisError, OSError):
-        log.warning("could not drop %d refreshed identities from the token cache", len(token_checksums))
+    _drop(token_checksums, revoked=False)
 
 
 def invalidate(token_checksums: list[str]) -> None:
-    """Forget tokens at once: here, and in the shared cache that every worker reads."""
+    """Forget revoked tokens at once: here, and in the shared cache that every worker reads."""
+    _drop(token_checksums, revoked=True)
+
+
+def _drop(token_checksums: list[str], revoked: bool) -> None:
     for token_checksum in token_checksums:
         _local.pop(token_checksum, None)
     redis = sync_redis()
@@ -172,9 +168,12 @@ def invalidate(token_checksums: list[str]) -> None:
         return
     try:
         with redis.pipeline(transaction=False) as pipeline:
-            for token_checksum in token_checksums:  # a tombstone, not a delete: see _shared_or_database
-                pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
+            for token_checksum in token_checksums:
+                if revoked:  # a tombstone, not a delete: see _shared_or_database
+                    pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
+                else:
+                    pipeline.delete(_shared_key(token_checksum))
             pipeline.execute()
     except (RedisError, OSError):
-        # Entries expire within SHARED_SECONDS; the revocation itself is already committed.
-        log.warning("could not mark %d revoked tokens in the token cache", len(token_checksums))
+        # Entries expire within SHARED_SECONDS; what changed in the database is already committed.
+        log.warning("could not update %d entries of the token cache", len(token_checksums))

@@ -72,13 +72,7 @@ class UpstreamBackend(OIDCAuthenticationBackend):
         provider, metadata = self._provider()
         form = {key: str(value) for key, value in payload.items() if key not in ("client_id", "client_secret")}
         form["redirect_uri"] = provider.callback_url
-        answer = outbound.request(
-            "POST",
-            metadata.token_endpoint,
-            allow_private=provider.allow_private,
-            form=form,
-            headers=provider.client_auth(),
-        )
+        answer = provider.post(metadata.token_endpoint, form)
         body = answer.json()
         if answer.status != 200 or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             error = body.get("error") if isinstance(body, dict) else None

@@ -6,6 +6,8 @@ from urllib.parse import quote_plus
 
 from django.conf import settings
 
+from oauth_server.upstream import outbound
+
 GOOGLE_ISSUER = "https://accounts.google.com"
 # Google signs some id_tokens with the scheme-less issuer; both are Google.
 GOOGLE_ISSUERS = (GOOGLE_ISSUER, "accounts.google.com")
@@ -35,10 +37,12 @@ class UpstreamProvider:
     def issuer_matches(self, iss: object) -> bool:
         return iss in (self.accepted_issuers or (self.issuer,))
 
-    def client_auth(self) -> dict[str, str]:
-        """client_secret_basic (RFC 6749 §2.3.1: each part form-encoded before Base64)."""
+    def post(self, url: str, form: dict[str, str]) -> outbound.Response:
+        """A form POST to one of the provider's endpoints, as this client (client_secret_basic)."""
+        # RFC 6749 §2.3.1: each part form-encoded before Base64.
         pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        basic = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        return outbound.request("POST", url, allow_private=self.allow_private, form=form, headers=basic)
 
 
 def configured() -> UpstreamProvider | None:

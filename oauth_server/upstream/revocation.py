@@ -41,13 +41,7 @@ def revoke_at_provider(ended: Iterable[UpstreamSession]) -> None:
 def _revoke(provider: UpstreamProvider, endpoint: str, tokens: list[tuple[str, str]]) -> None:
     for token, hint in tokens:
         try:
-            answer = outbound.request(
-                "POST",
-                endpoint,
-                allow_private=provider.allow_private,
-                form={"token": token, "token_type_hint": hint},
-                headers=provider.client_auth(),
-            )
+            answer = provider.post(endpoint, {"token": token, "token_type_hint": hint})
         except outbound.OutboundError as exc:
             log.warning("could not revoke an ended sign-in at the provider: %s", exc)
             continue

@@ -172,13 +172,7 @@ def _refresh_at_provider(
         raise UpstreamSessionEnded("the provider gave no refresh token and its token expired")
     form = {"grant_type": "refresh_token", "refresh_token": held["refresh_token"]}
     try:
-        answer = outbound.request(
-            "POST",
-            metadata.token_endpoint,
-            allow_private=provider.allow_private,
-            form=form,
-            headers=provider.client_auth(),
-        )
+        answer = provider.post(metadata.token_endpoint, form)
         body = answer.json() if answer.body else {}
     except outbound.OutboundError as exc:
         _failed(session, "unreachable")
