@@ -7,34 +7,16 @@ single calls; it asserts nothing.
 """
 
 import asyncio
-import atexit
 import dataclasses
-import os
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-WORK = tempfile.mkdtemp(prefix="muster-bench-")  # the unused database and the refusals' metric files
-atexit.register(shutil.rmtree, WORK, ignore_errors=True)
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="muster_project.settings",
-    DATABASE_URL=f"sqlite:///{WORK}/bench.sqlite3",
-    MUSTER_SECRET_KEY="bench-" + "x" * 40,
-    PROMETHEUS_MULTIPROC_DIR=WORK,
-)
-os.environ.pop("MUSTER_CONFIG", None)
-os.environ.pop("REDIS_URL", None)
+from in_process import median_us, setup_django
 
-import django  # noqa: E402
-
-django.setup()
+setup_django(unset=("REDIS_URL",), metric_files_here=True)  # the database is never opened
 
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -47,16 +29,6 @@ from oauth_server.ratelimit import TokenBucket, Window  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 KEYS = [f"198.51.{n // 256}.{n % 256}" for n in range(10_000)]
-
-
-def per_call_us(action: Callable[[], object], calls: int) -> float:
-    """Median of `calls` single calls, in microseconds."""
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return statistics.median(samples)
 
 
 async def per_await_us(action: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -95,15 +67,15 @@ def show(label: str, micros: float, baseline: float | None = None) -> None:
 
 def sync_figures(calls: int, round_trip: Callable[[], object] | None) -> None:
     """take() allowed on one key and on 10,000 keys, refused, and a Window, beside the baseline."""
-    baseline = per_call_us(round_trip or noop, calls)
+    baseline = median_us(round_trip or noop, calls)
     show("baseline: " + ("one Redis PING (django-redis client)" if round_trip else "a no-op call"), baseline)
     open_bucket, closed_bucket = TokenBucket("bench", 1e9, 10**9), TokenBucket("bench-closed", 1e-6, 1)
     closed_bucket.take("k")
     window, next_key = Window("bench-window", 10**9, 3600), cycling(KEYS)
-    show("take(), allowed, one key", per_call_us(lambda: open_bucket.take("k"), calls), baseline)
-    show("take(), allowed, 10,000 keys in turn", per_call_us(lambda: open_bucket.take(next_key()), calls), baseline)
-    show("take(), refused", per_call_us(lambda: closed_bucket.take("k"), calls), baseline)
-    show("Window.take(), allowed", per_call_us(lambda: window.take("k"), calls), baseline)
+    show("take(), allowed, one key", median_us(lambda: open_bucket.take("k"), calls), baseline)
+    show("take(), allowed, 10,000 keys in turn", median_us(lambda: open_bucket.take(next_key()), calls), baseline)
+    show("take(), refused", median_us(lambda: closed_bucket.take("k"), calls), baseline)
+    show("Window.take(), allowed", median_us(lambda: window.take("k"), calls), baseline)
 
 
 async def async_figures(calls: int, with_redis: bool) -> None:
@@ -124,17 +96,17 @@ async def async_figures(calls: int, with_redis: bool) -> None:
 
 
 def client_ip_figures(calls: int) -> None:
-    baseline = per_call_us(noop, calls)
+    baseline = median_us(noop, calls)
     proxies = ("10.0.0.0/8", "2001:db8:ffff::/48")
     chain = "192.0.2.66, 198.51.100.9, 10.1.1.1, 10.2.2.2"
     show("baseline: a no-op call", baseline)
-    show("client_ip(), no trusted proxies", per_call_us(lambda: client_ip("203.0.113.7", chain, ()), calls), baseline)
-    hops = per_call_us(lambda: client_ip("10.3.3.3", chain, proxies), calls)
+    show("client_ip(), no trusted proxies", median_us(lambda: client_ip("203.0.113.7", chain, ()), calls), baseline)
+    hops = median_us(lambda: client_ip("10.3.3.3", chain, proxies), calls)
     show("client_ip(), through 3 trusted hops", hops, baseline)
-    show("bucket_key(), IPv4, same address (cached)", per_call_us(lambda: bucket_key("198.51.100.9"), calls), baseline)
+    show("bucket_key(), IPv4, same address (cached)", median_us(lambda: bucket_key("198.51.100.9"), calls), baseline)
     v4, v6 = cycling(KEYS), cycling([f"2001:db8:{n:x}::7" for n in range(10_000)])
-    show("bucket_key(), 10,000 IPv4 addresses in turn", per_call_us(lambda: bucket_key(v4()), calls), baseline)
-    show("bucket_key(), 10,000 IPv6 addresses in turn → /64", per_call_us(lambda: bucket_key(v6()), calls), baseline)
+    show("bucket_key(), 10,000 IPv4 addresses in turn", median_us(lambda: bucket_key(v4()), calls), baseline)
+    show("bucket_key(), 10,000 IPv6 addresses in turn → /64", median_us(lambda: bucket_key(v6()), calls), baseline)
 
 
 def redis_reachable() -> bool:
