@@ -44,17 +44,14 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # Django's logging config 
 
 import httpx  # noqa: E402
 
-from tests.servers.site import (  # noqa: E402
-    HEALTH_TIMEOUT_SECONDS,
-    PROJECT_DIR,
+from tests.servers.processes import (  # noqa: E402
     STOP_TIMEOUT_SECONDS,
-    Site,
-    SiteError,
     free_port,
-    signed_in_tokens,
+    http_problem,
+    start_until_ready,
     stop_process_group,
-    uvicorn_command,
 )
+from tests.servers.site import HEALTH_TIMEOUT_SECONDS, Site, SiteError, signed_in_tokens, uvicorn_command  # noqa: E402
 
 PROTOCOL_VERSION = "2025-06-18"
 MCP_ACCEPT = "application/json, text/event-stream"
@@ -87,16 +84,16 @@ class Uvicorn:
         command[command.index(SITE_APP)] = self.app
         command[command.index("--lifespan") + 1] = self.lifespan
         self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            command,
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         try:
-            self._wait_until_ready()
+            self._process = start_until_ready(
+                command,
+                env=self.env,
+                output=self._log,
+                errors=subprocess.STDOUT,
+                ready=lambda: http_problem(self.ready_url, lambda answer: answer.status_code < 500),
+                timeout=HEALTH_TIMEOUT_SECONDS,
+                failure=lambda reason: SiteError(f"{self.app} {reason}:\n{self.log_tail()}"),
+            )
         except BaseException:
             self.stop()
             raise
@@ -106,21 +103,6 @@ class Uvicorn:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-    def _wait_until_ready(self) -> None:
-        """Until the ready URL gets any answer but a server error, for at most HEALTH_TIMEOUT_SECONDS."""
-        assert self._process is not None
-        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SiteError(f"{self.app} exited with {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.ready_url, timeout=2.0).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SiteError(f"{self.app} not ready after {HEALTH_TIMEOUT_SECONDS:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the process group after STOP_TIMEOUT_SECONDS."""

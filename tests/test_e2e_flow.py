@@ -9,11 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers.processes import PROJECT_DIR, free_port
 from tests.servers.site import (
-    PROJECT_DIR,
     Site,
     exchange_code,
-    free_port,
     manage_command,
     refresh,
     refresh_all_at_once,

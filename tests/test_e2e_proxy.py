@@ -8,7 +8,8 @@ import anyio
 import httpx
 import pytest
 
-from tests.servers.asgi_process import free_port, serving
+from tests.servers.asgi_process import serving
+from tests.servers.processes import free_port
 from tests.servers.sdk_client import SdkUser, texts
 from tests.servers.site import Site, signed_in_tokens
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.asgi_process import free_port
+from tests.servers.processes import free_port
 from tests.servers.site import Site, delete_redis_keys, require_redis
 
 pytestmark = [pytest.mark.e2e]

@@ -12,11 +12,11 @@ import pytest
 
 from tests.servers.asgi_process import serving
 from tests.servers.oidc_provider import OidcProvider
+from tests.servers.processes import free_port
 from tests.servers.sdk_client import SdkUser, structured
 from tests.servers.site import (
     Site,
     exchange_code,
-    free_port,
     production_site,
     refresh_all_at_once,
     sign_in_and_authorize,

@@ -13,7 +13,8 @@ import pytest
 
 from mcp_gateway.identity import SCOPE_KEY, Identity
 from mcp_gateway.proxy import UpstreamProxy
-from tests.servers.asgi_process import free_port, serving
+from tests.servers.asgi_process import serving
+from tests.servers.processes import free_port
 
 OUR_TOKEN = "our-access-token-must-stay-here"
 ID_TOKEN = "header.upstream-id-token.signature"

@@ -22,7 +22,7 @@ from oauth_server.upstream import discovery, sealing
 from oauth_server.upstream import sessions as upstream_sessions
 from tests.flow import checksum, exchange, family_of, refresh
 from tests.servers.oidc_provider import OidcProvider
-from tests.servers.site import free_port
+from tests.servers.processes import free_port
 from tests.upstream_flow import CLIENT_ID, CLIENT_SECRET, SUBJECT, upstream_code, use_provider
 
 

@@ -50,10 +50,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from datetime import timedelta
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
 from urllib.parse import parse_qs, quote, urlsplit
@@ -70,7 +68,8 @@ with warnings.catch_warnings():
     import oidc_provider_mock
     from oidc_provider_mock import _app as oidc_provider_mock_app
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from tests.servers.processes import free_port, http_problem, start_until_ready, stop_process_group
+
 START_TIMEOUT_SECONDS = 20.0
 TOKEN_PATH = "/oauth2/token"
 REVOKE_PATH = "/oauth2/revoke"
@@ -318,9 +317,6 @@ class OidcProvider:
     """A provider process on a free (or given) port; start()/stop(), or use it as a context manager."""
 
     def __init__(self, port: int | None = None, token_max_age: int = 3600, *, id_token_kid: bool = True) -> None:
-        # tests.servers.site imports tests.conftest (Django models), which the provider process must not import.
-        from tests.servers.site import free_port
-
         self.port = port or free_port()
         self.token_max_age = token_max_age
         self.id_token_kid = id_token_kid
@@ -372,44 +368,25 @@ class OidcProvider:
         # The process's stderr, read when it fails to start; closed by stop().
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         env = {**os.environ, "AUTHLIB_INSECURE_TRANSPORT": "1", "PYTHONUNBUFFERED": "1"}
-        self._process = subprocess.Popen(
-            self.command(),
-            cwd=PROJECT_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
         try:
-            self._wait_until_ready()
+            self._process = start_until_ready(
+                self.command(),
+                env=env,
+                output=subprocess.DEVNULL,
+                errors=self._stderr,
+                ready=lambda: http_problem(f"{self.issuer}{DISCOVERY_PATH}", lambda answer: answer.status_code == 200),
+                timeout=START_TIMEOUT_SECONDS,
+                failure=lambda reason: OidcProviderError(
+                    f"the provider on {self.issuer} {reason}:\n{self.stderr_text()}"
+                ),
+            )
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        last_problem = "no answer yet"
-        while time.monotonic() < deadline:
-            if (code := self._process.poll()) is not None:
-                raise OidcProviderError(f"the provider exited with {code} before it answered:\n{self.stderr_text()}")
-            try:
-                answer = self._http.get("/.well-known/openid-configuration", timeout=2.0)
-                if answer.status_code == 200:
-                    return
-                last_problem = f"{answer.status_code} {answer.text[:200]}"
-            except httpx.TransportError as exc:
-                last_problem = repr(exc)
-            time.sleep(0.05)
-        waited = f"{self.issuer} discovery not 200 after {START_TIMEOUT_SECONDS:.0f} s ({last_problem})"
-        raise OidcProviderError(f"{waited}:\n{self.stderr_text()}")
-
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the provider's process group; idempotent."""
-        from tests.servers.site import stop_process_group
-
         process, self._process = self._process, None
         if process is not None:
             stop_process_group(process)

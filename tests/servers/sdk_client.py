@@ -14,7 +14,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from tests.servers.site import Site, free_port, page_forms, sign_in_upstream
+from tests.servers.processes import free_port
+from tests.servers.site import Site, page_forms, sign_in_upstream
 
 SDK_TIMEOUT_SECONDS = 60.0
 

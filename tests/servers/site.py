@@ -4,12 +4,9 @@ import hashlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -25,24 +22,17 @@ import redis
 from psycopg import sql
 
 from tests.conftest import REDIRECT_URI, pkce_pair
+from tests.servers.processes import PROJECT_DIR, free_port, http_problem, start_until_ready, stop_process_group
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HEALTH_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
 # Inherited settings that would point the child at someone else's configuration, database or cache.
 _NOT_INHERITED = ("MUSTER_CONFIG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
 
 
 class SiteError(RuntimeError):
     """The site could not be set up, started or asked something."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def site_env(
@@ -71,18 +61,6 @@ def site_env(
     if grace is not None:
         env["MUSTER_REFRESH_GRACE_PERIOD"] = grace
     return env
-
-
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-    """SIGTERM, then SIGKILL to the process's own group (it and its workers) when it has not ended in `timeout`."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def manage_command(*args: str) -> list[str]:
@@ -180,38 +158,24 @@ class Site:
         return result.stdout
 
     def start(self) -> None:
+        """uvicorn, once /health answers the expected status."""
         self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            uvicorn_command(self.port, self.workers),
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         try:
-            self._wait_until_healthy()
+            self._process = start_until_ready(
+                uvicorn_command(self.port, self.workers),
+                env=self.env,
+                output=self._log,
+                errors=subprocess.STDOUT,
+                ready=lambda: http_problem(f"{self.base_url}/health", self._healthy),
+                timeout=HEALTH_TIMEOUT_SECONDS,
+                failure=lambda reason: SiteError(f"uvicorn {reason}:\n{self.log_tail()}"),
+            )
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_healthy(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-        last_problem = "no answer yet"
-        while time.monotonic() < deadline:
-            if (code := self._process.poll()) is not None:
-                raise SiteError(f"uvicorn exited with {code} before it was healthy:\n{self.log_tail()}")
-            try:
-                answer = httpx.get(f"{self.base_url}/health", timeout=2.0)
-                if answer.status_code == 200 and answer.json().get("status") == self.healthy_status:
-                    return
-                last_problem = f"{answer.status_code} {answer.text[:200]}"
-            except httpx.TransportError as exc:
-                last_problem = repr(exc)
-            time.sleep(0.1)
-        waited = f"{self.base_url}/health not ok after {HEALTH_TIMEOUT_SECONDS:.0f} s ({last_problem})"
-        raise SiteError(f"{waited}:\n{self.log_tail()}")
+    def _healthy(self, answer: httpx.Response) -> bool:
+        return answer.status_code == 200 and answer.json().get("status") == self.healthy_status
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the server's own process group (it and its workers) after 10 s."""
