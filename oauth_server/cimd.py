@@ -11,7 +11,9 @@ the Application:
   redirect URI passes `check_redirect_uri`; no shared secret;
 - auth-method negotiation: a document naming another method but also offering `none` (ChatGPT's) is a public
   client using `none`; one offering no usable method is refused;
-- the development switches `allowPrivateIPClientMetadata` (loopback/private hosts) and `extraCAFile`.
+- the development switches `allowPrivateIPClientMetadata` (loopback/private hosts) and `extraCAFile`, which
+  DOT's fetch has no hook for: the document is fetched through `oauth_server.upstream.outbound`, the same
+  checked and pinned connection (DOT's public-address rule) that the identity-provider calls use.
 
 Every outcome is audited (`cimd_fetched`, `cimd_failed`, `cimd_blocked`, `cimd_id_mismatch`) with a short
 reason, never the document. A refused document makes the `client_id` an unknown client: a 400 at /oauth/authorize
@@ -19,10 +21,6 @@ and 401 `invalid_client` at /oauth/token, never a redirect.
 """
 
 import logging
-import socket
-import ssl
-import time
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +36,7 @@ from oauth_server import audit, ratelimit
 from oauth_server.client_ip import bucket_key
 from oauth_server.models import ClientRegistration
 from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri
+from oauth_server.upstream import outbound
 
 log = logging.getLogger("muster.cimd")
 
@@ -69,36 +68,6 @@ def log_development_switches() -> None:
             "extraCAFile is set: %s is trusted for outbound fetches in addition to the system CAs (development only)",
             config.extra_ca_file,
         )
-
-
-@lru_cache(maxsize=8)
-def _ssl_context(extra_ca_file: str) -> ssl.SSLContext:
-    """The default CAs, plus `extraCAFile` when set (a missing or bad file fails every fetch, loudly)."""
-    context = ssl.create_default_context()
-    if extra_ca_file:
-        context.load_verify_locations(cafile=extra_ca_file)
-    return context
-
-
-def ssl_context() -> ssl.SSLContext:
-    return _ssl_context(settings.MUSTER_CONFIG.extra_ca_file)
-
-
-def _resolve(hostname: str, port: int) -> list[str]:
-    """The host's addresses; every one must be public unless `allowPrivateIPClientMetadata` is on."""
-    try:
-        infos = socket.getaddrinfo(hostname, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise CIMDError(f"could not resolve client_id host: {exc}") from exc
-    ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not ips:
-        raise CIMDError("client_id host did not resolve to any address")
-    if not settings.MUSTER_CONFIG.allow_private_ip_client_metadata:
-        # One internal address refuses the whole host, as in DOT: a mixed answer cannot smuggle a connection in.
-        for ip in ips:
-            if not dot_cimd._ip_is_public(ip):
-                raise CIMDBlocked(f"client_id host resolves to a non-public address ({ip})", "private_address")
-    return ips
 
 
 def negotiate_auth_method(document: dict[str, Any]) -> dict[str, Any]:
@@ -164,40 +133,18 @@ class PolicyFetcher(SafeMetadataFetcher):
         hostname = parsed.hostname or ""
         if not ratelimit.cimd_fetches().take(hostname.lower()).allowed:
             raise CIMDBlocked("too many client metadata fetches for this host", "rate_limited")
-        port = parsed.port or 443
-        ips = _resolve(hostname, port)
-
-        timeout = oauth2_settings.CIMD_FETCH_TIMEOUT_SECONDS
-        headers = {"Host": parsed.netloc, "Accept": "application/json, application/*+json", "User-Agent": "muster"}
-        context = ssl_context()
-        deadline = time.monotonic() + timeout  # one budget shared by every address, as in DOT
-        last_exc: Exception | None = None
-        for ip in ips:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            # Connect to the validated address; SNI, certificate check and Host use the real name (as DOT does).
-            pool = urllib3.HTTPSConnectionPool(
-                host=ip,
-                port=port,
-                timeout=urllib3.Timeout(connect=remaining, read=remaining, total=remaining),
-                retries=False,
-                maxsize=1,
-                ssl_context=context,
-                server_hostname=hostname,
-            )
-            try:
-                response = pool.urlopen("GET", parsed.path, headers=headers, redirect=False, preload_content=False)
-                try:
-                    return self._read_document(response)
-                finally:
-                    response.release_conn()
-            except urllib3.exceptions.HTTPError as exc:
-                last_exc = exc
-            finally:
-                pool.close()
-        detail = f"{type(last_exc).__name__}: {last_exc}"[:160] if last_exc else "timed out"
-        raise CIMDError(f"could not fetch client_id document: {detail}")
+        timeout = oauth2_settings.CIMD_FETCH_TIMEOUT_SECONDS  # one budget shared by every address, as in DOT
+        allow_private = settings.MUSTER_CONFIG.allow_private_ip_client_metadata
+        accept = {"Accept": "application/json, application/*+json"}
+        try:
+            with outbound.pinned(
+                "GET", client_id, allow_private=allow_private, headers=accept, timeout=timeout
+            ) as answer:
+                return self._read_document(answer)
+        except outbound.OutboundBlocked as error:
+            raise CIMDBlocked(f"client_id host: {error}", "private_address") from None
+        except (outbound.OutboundError, urllib3.exceptions.HTTPError) as error:
+            raise CIMDError(f"could not fetch client_id document: {error}"[:200]) from None
 
 
 def _record_registration(sender: Any, instance: Any, **kwargs: Any) -> None:

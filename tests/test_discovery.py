@@ -100,7 +100,8 @@ def test_a_private_issuer_needs_allow_private_ip_oidc(settings, served):
 
 
 def test_outbound_calls_refuse_internal_addresses():
-    for host in ("127.0.0.1", "10.0.0.8", "169.254.169.254", "::1"):
+    # IPv4 hidden in IPv6 forms (mapped, NAT64) is judged as the IPv4 it carries.
+    for host in ("127.0.0.1", "10.0.0.8", "169.254.169.254", "::1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"):
         with pytest.raises(outbound.OutboundBlocked):
             outbound.resolve(host, 443, allow_private=False)
 

@@ -5,7 +5,6 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import SuspiciousOperation
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -48,8 +47,6 @@ class UpstreamBackend(OIDCAuthenticationBackend):
             return self._failed(request, exc.reason, str(exc))
         except outbound.OutboundError as exc:
             return self._failed(request, "provider_unreachable", f"the identity provider could not be reached: {exc}")
-        except SuspiciousOperation as exc:
-            return self._failed(request, "refused", str(exc))
         if user is not None:
             audit.record("upstream_sign_in", user_id=user.pk, provider=configured().kind)  # type: ignore[union-attr]
         return user
