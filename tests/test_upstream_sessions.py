@@ -17,9 +17,11 @@ from oauth2_provider.models import AccessToken, RefreshToken
 
 from mcp_gateway import bearer
 from mcp_gateway.shared_cache import sync_redis
+from oauth_server.locks import cache_lock
 from oauth_server.models import UpstreamSession
-from oauth_server.upstream import discovery, sealing
+from oauth_server.upstream import discovery, id_tokens, sealing
 from oauth_server.upstream import sessions as upstream_sessions
+from oauth_server.upstream.provider import configured
 from tests.flow import checksum, exchange, family_of, refresh
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.processes import free_port
@@ -312,3 +314,69 @@ def test_a_sign_in_the_provider_ended_is_not_revoked_there_again(
 
     time.sleep(0.3)
     assert upstream.revocations() == []
+
+
+def without_provider_refresh_token(tokens: dict[str, str], seconds_left: int) -> None:
+    """The provider gave this sign-in no refresh token, and its token has `seconds_left` (negative: expired)."""
+    session = session_of(tokens)
+    held = upstream_sessions.tokens(session)
+    session.sealed_tokens = sealing.seal({**held, "refresh_token": None}, session.identity.sealing_owner)
+    session.expires_at = timezone.now() + timedelta(seconds=seconds_left)
+    session.save()
+
+
+def test_without_a_provider_refresh_token_our_tokens_end_with_the_providers(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    without_provider_refresh_token(tokens, 60)
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 200 and answer.json()["expires_in"] <= 60
+    assert upstream.counters()["refresh_token"] == 0
+
+
+def test_without_a_provider_refresh_token_an_expired_sign_in_revokes_the_family(upstream, public_client):
+    tokens = signed_in(upstream, public_client.client_id)
+    without_provider_refresh_token(tokens, -1)
+
+    answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    assert not RefreshToken.objects.filter(token_family=family_of(tokens), revoked__isnull=True).exists()
+
+
+def test_a_refresh_waiting_too_long_for_the_users_provider_refresh_gets_503(upstream, public_client, monkeypatch):
+    tokens = signed_in(upstream, public_client.client_id)
+    near_expiry(tokens)
+    monkeypatch.setattr(upstream_sessions, "LOCK_WAIT_SECONDS", 0.1)
+
+    with cache_lock(f"upstream-refresh:{session_of(tokens).identity.user_id}"):  # another replica is refreshing
+        answer = refresh(Client(), public_client.client_id, tokens["refresh_token"])
+
+    assert answer.status_code == 503
+    assert RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).revoked is None
+
+
+def test_a_refreshed_id_token_must_name_the_same_user(upstream, settings, public_client):
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, expose_upstream_id_token=True)
+    id_token = signed_in(upstream, public_client.client_id)["id_token"]
+    provider, metadata = configured(), discovery.metadata()
+
+    assert id_tokens.verify(id_token, provider, metadata, nonce=None, subject=SUBJECT)["sub"] == SUBJECT
+    with pytest.raises(id_tokens.IdTokenError, match="another user"):
+        id_tokens.verify(id_token, provider, metadata, nonce=None, subject="someone-else")
+
+
+def test_an_unknown_signing_key_is_refused_and_refetched_at_most_once_in_ten_seconds(
+    upstream, public_client, monkeypatch
+):
+    signed_in(upstream, public_client.client_id)  # the key set is cached now
+    fetches = []
+    real_fetch = id_tokens._fetch_keys
+    monkeypatch.setattr(id_tokens, "_fetch_keys", lambda *args: fetches.append(1) or real_fetch(*args))
+
+    for _ in range(3):
+        with pytest.raises(id_tokens.IdTokenError, match="does not publish"):
+            id_tokens.signing_key(discovery.metadata(), configured(), "never-published", "RS256")
+
+    assert len(fetches) == 1

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import time
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from oauth2_provider.models import Grant
 from oauth_server.models import UpstreamIdentity, UpstreamSession
 from oauth_server.upstream import discovery
 from oauth_server.upstream.provider import MAX_GROUPS
+from oauth_server.upstream.sessions import PENDING_KEY
 from tests.flow import exchange, family_of
 from tests.upstream_flow import (
     CLIENT_ID,
@@ -245,3 +247,16 @@ def test_a_new_signing_key_at_the_provider_is_fetched_when_its_kid_first_appears
 
     assert UpstreamIdentity.objects.exists()
     assert [key["kid"] for key in cache.get(cache_key)] == [key["kid"] for key in published]
+
+
+def test_a_provider_sign_in_left_at_the_consent_page_for_over_ten_minutes_must_be_done_again(upstream, public_client):
+    browser = Client()
+    _, provider_url = to_provider(browser, public_client.client_id)
+    back = back_from_provider(browser, upstream, provider_url)
+    session = browser.session
+    session[PENDING_KEY] = {**session[PENDING_KEY], "until": time.time() - 1}
+    session.save()
+
+    again = browser.get(back["Location"])
+
+    assert again.status_code == 302 and again["Location"].startswith("/oauth/login?next=")
