@@ -175,10 +175,10 @@ class TokenFamilyAdmin(admin.ModelAdmin):
 class UpstreamIdentityAdmin(admin.ModelAdmin):
     """Who each user is at the identity provider (read-only: the provider is the source)."""
 
-    list_display = ("subject", "issuer", "user", "email", "last_sign_in")
-    search_fields = ("=subject", "user__username", "email")
+    list_display = ("subject", "issuer", "user", "user__email", "last_sign_in")
+    search_fields = ("=subject", "user__username", "user__email")
     list_select_related = ("user",)
-    fields = ("user", "issuer", "subject", "email", "name", "groups", "last_sign_in")
+    fields = ("user", "issuer", "subject", "name", "groups", "last_sign_in")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

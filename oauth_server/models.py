@@ -69,7 +69,6 @@ class UpstreamIdentity(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upstream_identity")
     issuer = models.CharField(max_length=255)
     subject = models.CharField(max_length=255)
-    email = models.EmailField(blank=True)  # only a verified address is kept
     name = models.CharField(max_length=255, blank=True)
     groups = models.JSONField(default=list, blank=True)
     last_sign_in = models.DateTimeField(auto_now=True)

@@ -187,6 +187,7 @@ def test_manage_py_refreshsession(upstream, public_client, capsys):
 
 
 def test_the_admin_shows_and_refreshes_an_upstream_sign_in(upstream, public_client, admin_client):
+    upstream.set_user(SUBJECT, {"email": "alice@example.com", "email_verified": True})
     tokens = signed_in(upstream, public_client.client_id)
     family_row = RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"]))
     listed = admin_client.get("/admin/oauth_server/tokenfamily/")
@@ -201,6 +202,8 @@ def test_the_admin_shows_and_refreshes_an_upstream_sign_in(upstream, public_clie
 
     assert b"upstream sign-in refreshed" in answer.content
     assert upstream.counters()["refresh_token"] == 1
+    identities = admin_client.get("/admin/oauth_server/upstreamidentity/")
+    assert SUBJECT.encode() in identities.content and b"alice@example.com" in identities.content
 
 
 def test_stored_provider_tokens_are_unreadable_without_the_key(upstream, settings, public_client):

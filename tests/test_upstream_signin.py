@@ -46,7 +46,7 @@ def test_a_user_signs_in_at_the_provider_and_the_code_carries_that_sign_in(upstr
 
     identity = UpstreamIdentity.objects.get()
     assert (identity.issuer, identity.subject) == (upstream.issuer, SUBJECT)
-    assert (identity.email, identity.name, identity.groups) == ("alice@example.com", "Alice", ["a"])
+    assert (identity.user.email, identity.name, identity.groups) == ("alice@example.com", "Alice", ["a"])
     assert identity.user.username == SUBJECT and identity.user.email == "alice@example.com"
     session = UpstreamSession.objects.get()
     assert session.token_family == family_of(tokens) and session.grant is None
@@ -133,7 +133,7 @@ def test_an_unverified_email_is_not_kept_and_groups_are_capped(upstream, public_
     upstream_code(Client(), public_client.client_id, upstream)
 
     identity = UpstreamIdentity.objects.get()
-    assert identity.email == "" and identity.user.email == ""
+    assert identity.user.email == ""
     assert identity.groups == groups[:MAX_GROUPS]
 
 

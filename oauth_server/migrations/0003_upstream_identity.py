@@ -20,7 +20,6 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('issuer', models.CharField(max_length=255)),
                 ('subject', models.CharField(max_length=255)),
-                ('email', models.EmailField(blank=True, max_length=254)),
                 ('name', models.CharField(blank=True, max_length=255)),
                 ('groups', models.JSONField(blank=True, default=list)),
                 ('last_sign_in', models.DateTimeField(auto_now=True)),

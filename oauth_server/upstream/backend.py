@@ -123,12 +123,11 @@ class UpstreamBackend(OIDCAuthenticationBackend):
         verified = claims.get("email_verified") is True or str(claims.get("email_verified")).lower() == "true"
         email = claims.get("email") if verified and isinstance(claims.get("email"), str) else ""
         groups = claims.get("groups")
-        identity.email = email[:254]
         identity.name = str(claims.get("name") or "")[:255]
         identity.groups = [str(group) for group in groups[:MAX_GROUPS]] if isinstance(groups, list) else []
         identity.save()
-        if identity.user.email != identity.email:
-            identity.user.email = identity.email
+        if identity.user.email != email[:254]:  # the user's email is the provider's, once it verified it
+            identity.user.email = email[:254]
             identity.user.save(update_fields=["email"])
         self.identity = identity
         return identity
