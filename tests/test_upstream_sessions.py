@@ -9,9 +9,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.sessions.backends.cache import SessionStore
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
@@ -226,7 +227,7 @@ def test_pending_tokens_in_the_browser_session_are_sealed_too(upstream, public_c
     back_from_provider(browser, upstream, provider_url)
 
     pending = browser.session[upstream_sessions.PENDING_KEY]
-    assert set(pending) == {"identity", "sealed", "expires_at", "until"}
+    assert set(pending) == {"identity", "user", "sealed", "expires_at", "until"}
     assert b"refresh_token" not in base64.b64decode(pending["sealed"])
 
 
@@ -383,3 +384,14 @@ def test_an_unknown_signing_key_is_refused_and_refetched_at_most_once_in_ten_sec
             id_tokens.signing_key(discovery.metadata(), configured(), "never-published", "RS256")
 
     assert len(fetches) == 1
+
+
+def test_pending_provider_tokens_belong_only_to_the_user_who_signed_in(upstream, public_client, bob):
+    request = RequestFactory().get("/oauth/authorize")
+    request.session = SessionStore()
+    request.user = bob
+    request.session[upstream_sessions.PENDING_KEY] = {"identity": 1, "user": bob.pk + 1, "until": time.time() + 60}
+
+    assert upstream_sessions.pending(request) is None
+    request.session[upstream_sessions.PENDING_KEY]["user"] = bob.pk
+    assert upstream_sessions.pending(request) is not None

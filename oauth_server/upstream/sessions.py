@@ -65,6 +65,7 @@ def keep_pending(request: HttpRequest, identity: UpstreamIdentity, token_info: d
     """After a successful callback: the sealed tokens wait in the browser session for the consent step."""
     request.session[PENDING_KEY] = {
         "identity": identity.pk,
+        "user": identity.user_id,
         "sealed": base64.b64encode(_sealed(token_info, identity)).decode(),
         "expires_at": expiry(token_info).timestamp(),
         "until": time.time() + PENDING_SECONDS,
@@ -76,8 +77,7 @@ def pending(request: HttpRequest) -> dict[str, Any] | None:
     entry = request.session.get(PENDING_KEY)
     if not isinstance(entry, dict) or entry.get("until", 0) < time.time():
         return None
-    owner = UpstreamIdentity.objects.filter(pk=entry.get("identity")).values_list("user_id", flat=True).first()
-    return entry if owner is not None and owner == request.user.pk else None
+    return entry if entry.get("user") == request.user.pk else None
 
 
 def needs_sign_in(request: HttpRequest) -> bool:
