@@ -4,11 +4,12 @@ import json
 from dataclasses import dataclass, field
 
 from channels.consumer import AsyncConsumer
+from django.conf import settings
 
 SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", settings.SECURE_REFERRER_POLICY.encode()),
 ]
 
 

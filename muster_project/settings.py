@@ -24,8 +24,9 @@ ASGI_APPLICATION = "muster_project.asgi.application"
 APPEND_SLASH = False
 USE_TZ = True
 TIME_ZONE = "UTC"
-LANGUAGE_CODE = "en-us"
-USE_I18N = False
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English")]  # every string people see is marked for translation; English is the one shipped
+USE_I18N = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -65,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "oauth_server.context_processors.server",
             ],
         },
     },
@@ -96,19 +98,20 @@ AUTHENTICATION_BACKENDS = [
     "oauth_server.upstream.backend.UpstreamBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL = "/account"  # signing in with no authorization pending shows the user's connected apps
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_AGE = 8 * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "oauth_server.views.form_expired.csrf_failure"
 
 # Request bodies: 1 MiB is refused before Django (muster_project.body_limit); this is the second line.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1 << 20
 MAX_REQUEST_BODY_BYTES = 1 << 20
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_REFERRER_POLICY = "same-origin"  # no-referrer makes Chromium send `Origin: null` on our own forms
 X_FRAME_OPTIONS = "DENY"
 
 STATIC_URL = "/static/"

@@ -8,5 +8,6 @@ class OAuthServerConfig(AppConfig):
     verbose_name = "OAuth server"
 
     def ready(self) -> None:
-        # checks registers the configuration check; cimd records the registrations of CIMD clients.
-        from oauth_server import checks, cimd  # noqa: F401
+        # checks registers the configuration check; cimd records the registrations of CIMD clients;
+        # session_audit writes the sign-out audit lines.
+        from oauth_server import checks, cimd, session_audit  # noqa: F401

@@ -199,6 +199,7 @@ _TYPE_NAMES: dict[object, str] = {
 _PROVIDERS = ("local", "dex", "google", "oidc")
 _AUDIENCE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _MAX_AUDIENCES = 50
+_MAX_SERVER_NAME = 80
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _REFUSED_SCHEMES = {"http", "https", "javascript", "data", "file", "vbscript", "about", "ftp", "blob"}
 _REFUSED_SCHEMES |= {"ms-appx", "ms-appx-web"}
@@ -221,6 +222,12 @@ def _check_base_url(value: str) -> str:
     if parts.path not in ("", "/"):
         raise ValueError(f"must not have a path (got {parts.path!r}); it is the issuer origin")
     return value.removesuffix("/")
+
+
+def _check_server_name(value: str) -> str:
+    if len(value) > _MAX_SERVER_NAME or not all(char.isprintable() for char in value):
+        raise ValueError(f"must be at most {_MAX_SERVER_NAME} printable characters")
+    return value.strip()
 
 
 def _check_provider(value: str) -> str:
@@ -618,6 +625,14 @@ class Config:
             check=_check_base_url,
         ),
     )
+    server_name: str = field(
+        default="",
+        metadata=_meta(
+            "serverName",
+            "The name people see on the sign-in, consent and account pages; empty means baseUrl's host.",
+            check=_check_server_name,
+        ),
+    )
     provider: str = field(
         default="local",
         metadata=_meta(
@@ -778,10 +793,20 @@ class Config:
         return self.base_url
 
     @property
+    def display_name(self) -> str:
+        """`serverName`, else the host (and port) people see in the address bar."""
+        return self.server_name or urlsplit(self.base_url).netloc
+
+    @property
     def public_registration_allowed(self) -> bool:
         """`allowPublicClientRegistration`, else true exactly when the base URL is loopback (this machine only)."""
         if self.allow_public_client_registration is not None:
             return self.allow_public_client_registration
+        return self.base_url_is_loopback
+
+    @property
+    def base_url_is_loopback(self) -> bool:
+        """Served to this machine only: clients elsewhere (ChatGPT, claude.ai) cannot reach it."""
         return is_loopback_host(urlsplit(self.base_url).hostname or "")
 
     @property

@@ -31,12 +31,18 @@ def oauth_error(error: str, description: str, status: int = 400, headers: dict[s
     return JsonResponse({"error": error, "error_description": description}, status=status, headers=headers)
 
 
-def error_page(request: HttpRequest, error: str, description: str, status: int = 400) -> HttpResponse:
-    """The same error, as an HTML page for browsers and as JSON for everything else."""
+def error_page(
+    request: HttpRequest, error: str, description: str, status: int = 400, *, back: str = ""
+) -> HttpResponse:
+    """The same error, as an HTML page for browsers and as JSON for everything else.
+
+    Without `back` the page speaks of a sign-in request (the authorization flow); with it, of a form on this
+    site that changed nothing, with a link back to `back`.
+    """
     if "text/html" not in request.headers.get("Accept", ""):
         return oauth_error(error, description, status)
-    html = render_to_string("oauth_server/error.html", {"error": error, "description": description}, request)
-    return HttpResponse(html, status=status)
+    context = {"error": error, "description": description, "back": back}
+    return HttpResponse(render_to_string("oauth_server/error.html", context, request), status=status)
 
 
 def completed_error(response: HttpResponse) -> HttpResponse:

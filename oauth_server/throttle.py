@@ -8,7 +8,7 @@ from oauth_server import audit, ratelimit
 from oauth_server.client_auth import ClaimedClient, claimed_client_id
 from oauth_server.client_ip import bucket_key
 
-LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens")
+LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens", "/account")
 
 
 def too_many_requests(decision: ratelimit.Decision) -> JsonResponse:

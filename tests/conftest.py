@@ -8,16 +8,23 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from django.core.cache import cache
 from oauth2_provider.models import Application
+from playwright.sync_api import Browser, Page
 
 from oauth_server import ratelimit
 from oauth_server.upstream import discovery
+from tests.servers.browser import TIMEOUT_MS, chromium
+from tests.servers.loopback_app import LoopbackApp, loopback_app
 from tests.servers.oidc_provider import OidcProvider
+
+if TYPE_CHECKING:
+    from tests.servers.site import Site
 
 # Metrics written by tests go to a throw-away directory, never to the site's var/prometheus.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muster-test-metrics-"))
@@ -147,3 +154,54 @@ def upstream(settings, oidc_provider, db) -> Iterator[OidcProvider]:
     use_provider(settings, oidc_provider)
     yield oidc_provider
     discovery.forget()
+
+
+# --- a real browser ---
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test, so the `page` fixture knows whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Site"]:
+    """The real site under uvicorn, on SQLite with local accounts, one per test module that asks for it (a module
+    that needs another shape defines its own `site`)."""
+    from tests.servers.site import Site  # it imports this module
+
+    with Site(tmp_path_factory.mktemp("site")) as running:
+        yield running
+
+
+@pytest.fixture
+def app() -> Iterator[LoopbackApp]:
+    """A native app's loopback redirect target, as the authorization requests of browser tests name it."""
+    with loopback_app() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for one test module (playwright's loop must not outlive the module: Django treats a thread with
+    a running event loop as async and refuses database access in it)."""
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest, tmp_path) -> Iterator[Page]:
+    """A page in a fresh browser profile; when the test fails, a screenshot is saved in the test's tmp dir."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    yield opened
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        shot = tmp_path / "failure.png"
+        opened.screenshot(path=str(shot), full_page=True)
+        report.sections.append(("browser", f"screenshot of the page at failure: {shot}\nurl: {opened.url}"))
+    context.close()

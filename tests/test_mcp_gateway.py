@@ -315,6 +315,7 @@ def test_error_answers_carry_the_security_headers():
 
     assert headers["cache-control"] == "no-store"
     assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["content-type"] == "application/json"
 
 

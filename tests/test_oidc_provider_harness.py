@@ -150,6 +150,7 @@ def test_deny_redirects_with_access_denied(provider: OidcProvider) -> None:
     location = provider.deny(url)
 
     assert parse_qs(urlsplit(location).query)["error"] == ["access_denied"]
+    assert parse_qs(urlsplit(location).query)["state"] == ["s"]
 
 
 def _check_nonce(provider: OidcProvider, id_token: str, nonce: str) -> None:

@@ -11,7 +11,7 @@ from tests.flow import consent_form
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer makes Chromium send `Origin: null`, which fails CSRF
     "X-Frame-Options": "DENY",
 }
 DISCOVERY = [

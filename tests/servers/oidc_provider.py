@@ -19,10 +19,11 @@
 # And the mock's own API: PUT /users/<sub> (a JSON object of claims) and POST /users/<sub>/revoke-tokens, which
 # forgets that user's access and refresh tokens (a refresh then answers 400 {"error": "invalid_grant"}).
 #
-# Three changes to the mock's behaviour: its id_tokens carry no kid, so each gets the JWKS key's kid in its header
+# Four changes to the mock's behaviour: its id_tokens carry no kid, so each gets the JWKS key's kid in its header
 # (--no-kid: left as the mock makes them); Authlib lets a refresh authenticate with client_secret_basic only, so
-# client_secret_post is accepted too, as for the code grant; and the mock does not check PKCE, so a code whose
-# authorize request had a code_challenge needs the matching S256 code_verifier (else 400 invalid_grant).
+# client_secret_post is accepted too, as for the code grant; the mock does not check PKCE, so a code whose
+# authorize request had a code_challenge needs the matching S256 code_verifier (else 400 invalid_grant); and its
+# Deny answers error=access_denied without the request's state, which is added back.
 #
 # Quirks of oidc-provider-mock 0.3.4 (with Authlib 1.9) that tests can rely on:
 #   * Any client id, secret and redirect URI is accepted; the token endpoint wants client_secret_basic or
@@ -54,7 +55,7 @@ import warnings
 from datetime import timedelta
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import authlib.deprecate
 import flask
@@ -202,6 +203,19 @@ def create_app(token_max_age: int = 3600, *, id_token_kid: bool = True) -> flask
             if code:
                 with controls.lock:
                     controls.challenges[code[0]] = challenge
+        return response
+
+    @app.after_request
+    def state_on_refusals(response: flask.Response) -> flask.Response:
+        """The mock's Deny answers without `state`; RFC 6749 §4.1.2.1 (and Dex, and Google) send it back."""
+        state = flask.request.args.get("state")
+        location = response.headers.get("Location", "")
+        if flask.request.path != "/oauth2/authorize" or response.status_code != 302 or not state:
+            return response
+        parts = urlsplit(location)
+        query = parse_qs(parts.query)
+        if "error" in query and "state" not in query:
+            response.headers["Location"] = urlunsplit(parts._replace(query=urlencode({**query, "state": state}, True)))
         return response
 
     @app.after_request

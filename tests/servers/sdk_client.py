@@ -15,7 +15,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from pydantic import AnyUrl
 
 from tests.servers.processes import free_port
-from tests.servers.site import Site, page_forms, sign_in_upstream
+from tests.servers.site import Site, page_form, sign_in_upstream
 
 SDK_TIMEOUT_SECONDS = 60.0
 
@@ -38,12 +38,6 @@ class MemoryTokenStorage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self.client_info = client_info
-
-
-def _form(page: httpx.Response, what: str) -> dict[str, Any]:
-    forms = [form for form in page_forms(page.text) if form.get("method", "get").lower() == "post"]
-    assert page.status_code == 200 and len(forms) == 1, f"expected the {what} page, got {page.status_code}: {page.text}"
-    return forms[0]
 
 
 def _without_port(url: str) -> str:
@@ -85,7 +79,7 @@ class HeadlessBrowser:
             self.sign_ins += 1
             assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
             answer = self.http.get(url)
-        consent = _form(answer, "consent")
+        consent = page_form(answer, "consent")
         assert ("allow", "Authorize") in consent["buttons"], consent
         decided = self.http.post(
             urljoin(url, consent.get("action", "")), data={**consent["inputs"], "allow": "Authorize"}
@@ -102,7 +96,7 @@ class HeadlessBrowser:
         """Locally with the site's user, or at the identity provider; returns where the browser lands."""
         if self.provider_sign_in is not None:
             return sign_in_upstream(self.http, login_url, self.provider_sign_in)
-        login = _form(self.http.get(login_url), "sign-in")
+        login = page_form(self.http.get(login_url), "sign-in")
         fields = {**login["inputs"], "username": self.site.username, "password": self.site.password}
         signed_in = self.http.post(urljoin(login_url, login.get("action", "")), data=fields)
         assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"

@@ -12,21 +12,22 @@ from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NoReturn, Self
+from typing import IO, Any, Self
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import psycopg
-import pytest
 import redis
 from psycopg import sql
 
 from tests.conftest import REDIRECT_URI, pkce_pair
+from tests.servers.optional import unavailable
 from tests.servers.processes import PROJECT_DIR, free_port, http_problem, start_until_ready, stop_process_group
 
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HEALTH_TIMEOUT_SECONDS = 30.0
+SIGN_OUT_PATH = "/oauth/logout"
 # Inherited settings that would point the child at someone else's configuration, database or cache.
 _NOT_INHERITED = ("MUSTER_CONFIG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
 
@@ -202,6 +203,25 @@ class Site:
         assert created["client_type"] == "public", created
         return str(created["client_id"])
 
+    def create_user(self, username: str) -> str:
+        """An ordinary (not staff) local account; returns its password."""
+        password = secrets.token_urlsafe(18)
+        code = (
+            "import os; from django.contrib.auth import get_user_model; "
+            "get_user_model().objects.create_user(os.environ['NEW_USERNAME'], password=os.environ['NEW_PASSWORD'])"
+        )
+        self.manage("shell", "--no-imports", "-c", code, extra_env={"NEW_USERNAME": username, "NEW_PASSWORD": password})
+        return password
+
+    def family_of(self, refresh_token: str) -> str:
+        """The token family (a UUID) of a refresh token, as the account page and the admin name it."""
+        checksum = hashlib.sha256(refresh_token.encode()).hexdigest()
+        code = (
+            "from oauth2_provider.models import RefreshToken as R; "
+            f"print(R.objects.get(token_checksum='{checksum}').token_family)"
+        )
+        return self.manage("shell", "--no-imports", "-c", code).strip().splitlines()[-1]
+
     def family_size(self, refresh_token: str) -> int:
         """How many refresh tokens (one per rotation, plus the first) the token's family holds."""
         checksum = hashlib.sha256(refresh_token.encode()).hexdigest()
@@ -245,11 +265,11 @@ def page_forms(html: str) -> list[dict[str, Any]]:
     return parser.forms
 
 
-def authorize_path(client_id: str, challenge: str, state: str) -> str:
+def authorize_path(client_id: str, challenge: str, state: str, redirect_uri: str = REDIRECT_URI) -> str:
     params = {
         "response_type": "code",
         "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
+        "redirect_uri": redirect_uri,
         "state": state,
         "code_challenge": challenge,
         "code_challenge_method": "S256",
@@ -258,8 +278,13 @@ def authorize_path(client_id: str, challenge: str, state: str) -> str:
     return "/oauth/authorize?" + urlencode(params)
 
 
-def _only_form(answer: httpx.Response, what: str) -> dict[str, Any]:
-    forms = [form for form in page_forms(answer.text) if form.get("method", "get").lower() == "post"]
+def page_form(answer: httpx.Response, what: str) -> dict[str, Any]:
+    """The page's one POST form, beside the consent page's sign-out button ("Not you?")."""
+    forms = [
+        form
+        for form in page_forms(answer.text)
+        if form.get("method", "get").lower() == "post" and form.get("action") != SIGN_OUT_PATH
+    ]
     assert answer.status_code == 200 and len(forms) == 1, (
         f"expected the {what} page, got {answer.status_code}: {answer.text[:500]}"
     )
@@ -297,14 +322,14 @@ def sign_in_and_authorize(
             url = sign_in_upstream(http, login_url, provider_sign_in)
         else:
             login_page = http.get(login_url)
-            login = _only_form(login_page, "sign-in")
+            login = page_form(login_page, "sign-in")
             fields = {**login["inputs"], "username": username, "password": password}
             signed_in = http.post(urljoin(login_url, login.get("action", "")), data=fields)
             assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
             url = urljoin(login_url, signed_in.headers["location"])
         assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
         answer = http.get(url)
-    consent = _only_form(answer, "consent")
+    consent = page_form(answer, "consent")
     assert ("allow", "Authorize") in consent["buttons"], consent
     allowed = {**consent["inputs"], "allow": "Authorize"}
     decided = http.post(urljoin(url, consent.get("action", "")), data=allowed)
@@ -320,12 +345,14 @@ def sign_in_and_authorize(
 # --- the token endpoint, as a client ---
 
 
-def exchange_code(http: httpx.Client, site: Site, client_id: str, code: str, verifier: str) -> httpx.Response:
+def exchange_code(
+    http: httpx.Client, site: Site, client_id: str, code: str, verifier: str, redirect_uri: str = REDIRECT_URI
+) -> httpx.Response:
     data = {
         "grant_type": "authorization_code",
         "code": code,
         "code_verifier": verifier,
-        "redirect_uri": REDIRECT_URI,
+        "redirect_uri": redirect_uri,
         "client_id": client_id,
     }
     return http.post(f"{site.base_url}/oauth/token", data=data)
@@ -380,12 +407,6 @@ def refresh_all_at_once(site: Site, client_id: str, refresh_token: str, count: i
 # --- the optional services; skipped when absent, except on CI where their absence is a failure ---
 
 
-def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _host_port(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}"
@@ -397,7 +418,7 @@ def require_postgres() -> str:
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
             pass
     except psycopg.Error as exc:
-        _unavailable(f"PostgreSQL not reachable on {_host_port(POSTGRES_ADMIN_URL)}: {exc}")
+        unavailable(f"PostgreSQL not reachable on {_host_port(POSTGRES_ADMIN_URL)}: {exc}")
     return POSTGRES_ADMIN_URL
 
 
@@ -407,7 +428,7 @@ def require_redis() -> str:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2) as client:
             client.ping()
     except redis.RedisError as exc:
-        _unavailable(f"Redis not reachable on {_host_port(REDIS_URL)}: {exc}")
+        unavailable(f"Redis not reachable on {_host_port(REDIS_URL)}: {exc}")
     return REDIS_URL
 
 
