@@ -1,4 +1,4 @@
-"""Management commands: createclient, revokefamily, revokeuser, ensureadmin, and `check` on a bad config."""
+"""Management commands: createclient, revokefamily, revokeuser, welcome, and `check` on a bad config."""
 
 import io
 import json
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import authenticate
@@ -17,7 +18,7 @@ from django.test import Client
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from tests.conftest import REDIRECT_URI
-from tests.flow import basic, checksum, exchange, family_of, issue_code, refresh, sign_in
+from tests.flow import basic, checksum, consent_form, exchange, family_of, issue_code, refresh, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +57,12 @@ def test_createclient_registers_a_public_manual_client_and_prints_json():
     printed = json.loads(run("createclient", "--name", "My tool", "--redirect-uri", REDIRECT_URI, "--json"))
 
     client = Application.objects.get()
-    assert printed == {"client_id": client.client_id, "client_type": "public", "name": "My tool"}
+    assert printed == {
+        "client_id": client.client_id,
+        "client_type": "public",
+        "name": "My tool",
+        "issuer": "http://127.0.0.1:8000",
+    }
     assert client.client_type == Application.CLIENT_PUBLIC
     assert client.registration_source == Application.RegistrationSource.MANUAL
     assert client.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
@@ -79,10 +85,51 @@ def test_createclient_accepts_several_redirect_uris():
 
 
 @pytest.mark.django_db
-def test_createclient_plain_output_names_the_client_id():
+def test_createclient_plain_output_names_the_client_id_the_issuer_and_its_discovery_url():
     output = run("createclient", "--name", "Plain", "--redirect-uri", REDIRECT_URI)
 
-    assert output.strip() == f"client_id: {Application.objects.get().client_id}"
+    assert output.splitlines()[:3] == [
+        f"client_id: {Application.objects.get().client_id}",
+        "issuer: http://127.0.0.1:8000",
+        "discovery: http://127.0.0.1:8000/.well-known/oauth-authorization-server",
+    ]
+
+
+@pytest.mark.django_db
+def test_createclient_prints_an_authorization_request_and_code_exchange_that_work(user):
+    output = run("createclient", "--name", "Try me", "--redirect-uri", REDIRECT_URI)
+    authorize_url = re.search(r"^  (http://127\.0\.0\.1:8000/oauth/authorize\?\S+)$", output, re.M)[1]
+    verifier = re.search(r"-d code_verifier=(\S+) ", output)[1]
+    browser = Client()
+    browser.force_login(user)
+
+    page = browser.get(authorize_url.removeprefix("http://127.0.0.1:8000"))
+    assert page.status_code == 200, page.content
+    allowed = browser.post("/oauth/authorize", {**consent_form(page), "allow": "Authorize"})
+    code = parse_qs(urlsplit(allowed["Location"]).query)["code"][0]
+    tokens = browser.post(
+        "/oauth/token",
+        {
+            "grant_type": "authorization_code",
+            "client_id": Application.objects.get().client_id,
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
+
+    assert tokens.status_code == 200, tokens.content
+    assert f"--data-urlencode redirect_uri={REDIRECT_URI}" in output
+
+
+@pytest.mark.django_db
+def test_createclient_example_for_a_confidential_client_uses_basic_auth_with_a_placeholder():
+    output = run(
+        "createclient", "--name", "Portal", "--redirect-uri", "https://portal.example.com/cb", "--confidential"
+    )
+
+    client_id = Application.objects.get().client_id
+    assert f'curl -u "{client_id}:<client_secret>" -d grant_type=authorization_code' in output
 
 
 @pytest.mark.django_db
@@ -287,12 +334,12 @@ def test_revokeuser_refuses_an_unknown_user_and_changes_nothing(user, public_cli
     assert AccessToken.objects.count() == 1
 
 
-# --- ensureadmin ---
+# --- welcome ---
 
 
 @pytest.mark.django_db
-def test_ensureadmin_creates_admin_with_a_printed_password_that_works(django_user_model):
-    output = run("ensureadmin")
+def test_welcome_on_a_fresh_site_creates_admin_with_a_printed_password_that_works(django_user_model):
+    output = run("welcome")
 
     password = re.search(r"password: (\S+)", output)[1]
     admin = authenticate(username="admin", password=password)
@@ -304,21 +351,38 @@ def test_ensureadmin_creates_admin_with_a_printed_password_that_works(django_use
 
 
 @pytest.mark.django_db
-def test_ensureadmin_a_second_time_creates_nothing_and_prints_nothing(django_user_model):
-    password = re.search(r"password: (\S+)", run("ensureadmin"))[1]
+def test_welcome_says_where_the_site_the_admin_and_the_mcp_url_are_and_what_to_try():
+    output = run("welcome")
 
-    output = run("ensureadmin")
+    for line in [
+        "Front door  http://127.0.0.1:8000/",
+        "MCP URL     http://127.0.0.1:8000/mcp",
+        "Admin       http://127.0.0.1:8000/admin/",
+        "Your apps   http://127.0.0.1:8000/account",
+        "claude mcp add --transport http muster http://127.0.0.1:8000/mcp",
+    ]:
+        assert line in output, output
 
-    assert output == ""
+
+@pytest.mark.django_db
+def test_welcome_a_second_time_creates_nothing_and_shows_no_password(django_user_model):
+    password = re.search(r"password: (\S+)", run("welcome"))[1]
+
+    output = run("welcome")
+
+    assert password not in output and "password:" not in output
+    assert "Admin user: admin" in output
     assert django_user_model.objects.count() == 1
     assert authenticate(username="admin", password=password) is not None
 
 
 @pytest.mark.django_db
-def test_ensureadmin_leaves_a_site_that_already_has_a_superuser_alone(django_user_model):
+def test_welcome_leaves_a_site_that_already_has_a_superuser_alone(django_user_model):
     django_user_model.objects.create_superuser(username="root", password="a long existing passphrase")
 
-    assert run("ensureadmin") == ""
+    output = run("welcome")
+
+    assert "Admin user: root" in output
     assert not django_user_model.objects.filter(username="admin").exists()
 
 

@@ -1,11 +1,16 @@
-"""manage.py createclient: pre-register an OAuth client; prints its client_id (and secret, once)."""
+"""manage.py createclient: pre-register an OAuth client; prints its client_id (and secret, once) and how to try it."""
 
+import base64
+import hashlib
 import json
+import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 
@@ -53,9 +58,11 @@ class Command(BaseCommand):
         client.save()
         ClientRegistration.objects.create(application=client, gate=ClientRegistration.Gate.OPERATOR)
         audit.record("client_registered", client_id=client.client_id, gate="operator", source="manual")
+        issuer = settings.MUSTER_CONFIG.issuer
         result = {"client_id": client.client_id, "client_type": client.client_type, "name": client.name}
         if confidential:
             result["client_secret"] = secret
+        result["issuer"] = issuer
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
@@ -63,3 +70,33 @@ class Command(BaseCommand):
         if confidential:
             self.stdout.write(f"client_secret: {secret}")
             self.stdout.write("The secret is shown this once and stored hashed; keep it now.")
+        self.stdout.write(f"issuer: {issuer}")
+        self.stdout.write(f"discovery: {issuer}{reverse('oauth2_provider:oauth-server-metadata')}")
+        self._example(client, options["redirect_uris"][0], confidential)
+
+    def _example(self, client: Application, redirect_uri: str, confidential: bool) -> None:
+        """An authorization request to try in a browser, and the code exchange that completes it (PKCE S256)."""
+        issuer = settings.MUSTER_CONFIG.issuer
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client.client_id,
+                "redirect_uri": redirect_uri,
+                "scope": " ".join(settings.MUSTER_CONFIG.scopes),
+                "state": secrets.token_urlsafe(24),
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        who = f'-u "{client.client_id}:<client_secret>"' if confidential else f"-d client_id={client.client_id}"
+        self.stdout.write("")
+        self.stdout.write("Try it: open this in a browser, sign in and allow; the code is in the address you land on.")
+        self.stdout.write(f"  {issuer}{reverse('oauth2_provider:authorize')}?{query}")
+        self.stdout.write("Then exchange the code (the verifier belongs to this example's challenge):")
+        self.stdout.write(
+            f"  curl {who} -d grant_type=authorization_code -d code=<code> "
+            f"--data-urlencode redirect_uri={redirect_uri} -d code_verifier={verifier} "
+            f"{issuer}{reverse('oauth2_provider:token')}"
+        )
