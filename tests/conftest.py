@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import secrets
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from oauth_server.upstream import discovery
 from tests.servers.browser import TIMEOUT_MS, chromium
 from tests.servers.loopback_app import LoopbackApp, loopback_app
 from tests.servers.oidc_provider import OidcProvider
+from tests.servers.redis_process import own_redis as own_redis_server
 
 if TYPE_CHECKING:
     from tests.servers.site import Site
@@ -136,6 +138,13 @@ def authorize_url(client_id: str, challenge: str, **overrides: str | None) -> st
     }
     params.update(overrides)
     return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """A Redis of this test's own (skipped without redis-server, failed on CI): (its URL, its process)."""
+    with own_redis_server(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

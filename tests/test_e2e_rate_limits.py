@@ -1,7 +1,5 @@
 """Rate limits against the real server: per-IP buckets, their sharing across workers, proxies, and failing open."""
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.processes import free_port
 from tests.servers.site import Site, delete_redis_keys, require_redis
 
 pytestmark = [pytest.mark.e2e]
@@ -89,43 +86,10 @@ def test_two_workers_sharing_redis_share_one_limit(tmp_path: Path) -> None:
     assert 100 <= passed(answers) <= 120, "the limit was doubled across the workers"
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A Redis of this test's own, so the test can stop it without touching anyone else's."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        assert time.monotonic() < deadline, "the test's Redis did not start"
-        time.sleep(0.1)
-    yield url, process
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.mark.redis
 def test_with_redis_stopped_requests_are_still_served_and_the_warning_comes_once(
     tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
-    require_redis()  # the machine must have Redis for this test (CI does)
     url, redis_process = own_redis
     with Site(tmp_path / "site", redis_url=url) as site, httpx.Client(timeout=10) as http:
         metadata = f"{site.base_url}/.well-known/oauth-authorization-server"

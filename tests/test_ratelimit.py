@@ -330,8 +330,9 @@ def test_with_redis_the_site_limiters_share_counts_across_rebuilt_objects(redis_
 
 
 @pytest.mark.redis
-def test_with_redis_a_server_that_lost_the_script_is_sent_it_again(redis_storage):
-    url, _ = redis_storage
+def test_with_redis_a_server_that_lost_the_script_is_sent_it_again(own_redis, settings):
+    url, _ = own_redis  # flushing scripts touches the whole server: a server of this test's own
+    use_redis(settings, url, "ratelimit-test:")
     bucket = TokenBucket("test", rate=1, burst=2)
     assert bucket.take("a").allowed
     with redis.Redis.from_url(url) as client:

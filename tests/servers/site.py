@@ -24,8 +24,15 @@ from tests.conftest import REDIRECT_URI, pkce_pair
 from tests.servers.optional import unavailable
 from tests.servers.processes import PROJECT_DIR, free_port, http_problem, start_until_ready, stop_process_group
 
-POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The shared services: those DATABASE_URL and REDIS_URL name, else CI's on loopback. Tests only create databases
+# of their own there (dropped after) and only write keys under a prefix of their own (deleted after).
+_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+POSTGRES_ADMIN_URL = (
+    _DATABASE_URL
+    if _DATABASE_URL.startswith(("postgres://", "postgresql://"))
+    else "postgres://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 HEALTH_TIMEOUT_SECONDS = 30.0
 SIGN_OUT_PATH = "/oauth/logout"
 # Inherited settings that would point the child at someone else's configuration, database or cache.
