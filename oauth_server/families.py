@@ -9,6 +9,7 @@ from oauth_server.models import UpstreamSession
 from oauth_server.upstream.revocation import revoke_at_provider
 
 UPSTREAM_ENDED = "upstream-session-ended"  # the provider ended the sign-in itself
+USER_SIGN_OUT = "user-sign-out"  # the user signed out everywhere (DELETE /user-tokens, the account page)
 
 
 def revoke_family(family: UUID | str, reason: str) -> None:

@@ -1,5 +1,7 @@
 """/account: the apps a signed-in user has connected, disconnecting one, and signing out everywhere."""
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -16,11 +18,10 @@ from django.views.decorators.http import require_POST, require_safe
 from oauth2_provider.models import RefreshToken
 
 from oauth_server.errors import error_page
-from oauth_server.families import revoke_families_of, revoke_family
+from oauth_server.families import USER_SIGN_OUT, revoke_families_of, revoke_family
 from oauth_server.models import TokenFamily
 
 DISCONNECTED = "user-disconnected"
-SIGNED_OUT_EVERYWHERE = "user-sign-out"
 
 
 class SeeOther(HttpResponseRedirect):
@@ -29,8 +30,19 @@ class SeeOther(HttpResponseRedirect):
     status_code = 303
 
 
-def _to_sign_in() -> HttpResponse:
-    return redirect_to_login(reverse("account"))
+View = Callable[[HttpRequest], HttpResponse]
+
+
+def signed_in(view: View) -> View:
+    """A stranger goes to sign in and comes back to the account page (never to a form's POST address)."""
+
+    @wraps(view)
+    def checked(request: HttpRequest) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(reverse("account"))
+        return view(request)
+
+    return checked
 
 
 def connected_families(user: Any) -> list[TokenFamily]:
@@ -49,17 +61,15 @@ def connected_families(user: Any) -> list[TokenFamily]:
 
 
 @require_safe
+@signed_in
 def account(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return _to_sign_in()
     return render(request, "oauth_server/account.html", {"families": connected_families(request.user)})
 
 
 @require_POST
+@signed_in
 def disconnect(request: HttpRequest) -> HttpResponse:
     """Revoke one family of the signed-in user; anyone else's, or one already ended, is a 404 and changes nothing."""
-    if not request.user.is_authenticated:
-        return _to_sign_in()
     back = reverse("account")
     try:
         family = UUID(request.POST.get("family", ""))
@@ -76,11 +86,10 @@ def disconnect(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@signed_in
 def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
     """Revoke every family of the signed-in user, then end this browser's session."""
-    if not request.user.is_authenticated:
-        return _to_sign_in()
-    count = revoke_families_of(SIGNED_OUT_EVERYWHERE, user_id=request.user.pk)
+    count = revoke_families_of(USER_SIGN_OUT, user_id=request.user.pk)
     logout(request)
     text = ngettext(
         "You are signed out everywhere: %(count)d app was disconnected.",

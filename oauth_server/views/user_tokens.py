@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp_gateway import bearer
 from mcp_gateway.challenges import unauthorized
 from mcp_gateway.responses import Reply
-from oauth_server.families import revoke_families_of
+from oauth_server.families import USER_SIGN_OUT, revoke_families_of
 
 
 def _as_django(reply: Reply) -> HttpResponse:
@@ -28,5 +28,5 @@ async def user_tokens(request: HttpRequest) -> HttpResponse:
     identity = await bearer.validate(token.strip()) if token.strip() else None
     if identity is None:
         return _as_django(unauthorized())
-    await sync_to_async(revoke_families_of)("user-sign-out", user_id=identity.user_id)
+    await sync_to_async(revoke_families_of)(USER_SIGN_OUT, user_id=identity.user_id)
     return HttpResponse(status=204)

@@ -1,7 +1,5 @@
 """manage.py createclient: pre-register an OAuth client; prints its client_id (and secret, once) and how to try it."""
 
-import base64
-import hashlib
 import json
 import secrets
 from typing import Any
@@ -13,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
+from oauthlib.oauth2 import WebApplicationClient
 
 from oauth_server import audit
 from oauth_server.config import is_loopback_host
@@ -77,8 +76,9 @@ class Command(BaseCommand):
     def _example(self, client: Application, redirect_uri: str, confidential: bool) -> None:
         """An authorization request to try in a browser, and the code exchange that completes it (PKCE S256)."""
         issuer = settings.MUSTER_CONFIG.issuer
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        pkce = WebApplicationClient(client.client_id)
+        verifier = pkce.create_code_verifier(64)
+        challenge = pkce.create_code_challenge(verifier, "S256")
         query = urlencode(
             {
                 "response_type": "code",
