@@ -1,11 +1,12 @@
 # The two commands: `make run` (set up and serve the embedded default) and `make test` (the whole suite).
+# `make test-fast` runs the suite without its end-to-end and browser tests.
 PYTHON ?= python3
 VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint install
+.PHONY: run test test-fast lint install
 
 # With no configuration given, the advertised base URL follows where `make run` listens. An http base URL must be
 # loopback, so listening anywhere else (HOST=0.0.0.0, a LAN address) advertises 127.0.0.1 and says so: machines
@@ -37,6 +38,10 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# The inner loop: everything but the tests that start servers and browsers (e2e, browser), in well under a minute.
+test-fast: install
+	$(VENV)/bin/pytest -m "not e2e and not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

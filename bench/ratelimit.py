@@ -22,10 +22,10 @@ import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
-from mcp_gateway.shared_cache import async_redis, sync_redis  # noqa: E402
-from oauth_server import ratelimit  # noqa: E402
-from oauth_server.client_ip import bucket_key, client_ip  # noqa: E402
-from oauth_server.ratelimit import TokenBucket, Window  # noqa: E402
+from infra import ratelimit  # noqa: E402
+from infra.client_ip import bucket_key, client_ip  # noqa: E402
+from infra.ratelimit import TokenBucket, Window  # noqa: E402
+from infra.shared_cache import async_redis, sync_redis  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 KEYS = [f"198.51.{n // 256}.{n % 256}" for n in range(10_000)]

@@ -22,9 +22,9 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken
 from redis.exceptions import RedisError
 
+from infra import metrics
+from infra.shared_cache import async_redis, sync_redis
 from mcp_gateway.identity import Identity
-from mcp_gateway.shared_cache import async_redis, sync_redis
-from oauth_server import metrics
 from oauth_server.resources import mcp_resource
 from oauth_server.upstream import sealing
 from oauth_server.upstream import sessions as upstream_sessions

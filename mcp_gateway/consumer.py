@@ -14,15 +14,15 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
+from infra import audit, metrics, ratelimit
+from infra.client_ip import asgi_client_ip, bucket_key
+from infra.request_context import new_request_id
 from mcp_gateway import bearer, origins, sessions
 from mcp_gateway.challenges import insufficient_scope, unauthorized
 from mcp_gateway.identity import SCOPE_KEY, Identity
 from mcp_gateway.responses import Reply, error
 from mcp_gateway.signals import authenticated
 from mcp_gateway.targets import target
-from oauth_server import audit, metrics, ratelimit
-from oauth_server.client_ip import asgi_client_ip, bucket_key
-from oauth_server.request_context import new_request_id
 
 log = logging.getLogger("muster.mcp")
 MAX_BODY_BYTES = 1 << 20

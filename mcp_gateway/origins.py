@@ -2,8 +2,8 @@
 
 from django.conf import settings
 
+from infra.config import canonical_resource
 from mcp_gateway.responses import Reply
-from oauth_server.config import canonical_resource
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = b"Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from mcp_gateway.shared_cache import shared_add, shared_get
+from infra.shared_cache import shared_add, shared_get
 
 
 def _key(session_id: str) -> str:

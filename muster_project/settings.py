@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from oauth_server.config import Config, ConfigError, load_config
+from infra.config import Config, ConfigError, load_config
 from oauth_server.settings_from_config import derived_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,8 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "oauth_server.middleware.ResponseHeadersMiddleware",
-    "oauth_server.request_metrics.RequestMetricsMiddleware",
-    "oauth_server.request_context.RequestContextMiddleware",
+    "infra.request_metrics.RequestMetricsMiddleware",
+    "infra.request_context.RequestContextMiddleware",
     "oauth_server.throttle.PerIpRateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mcp_gateway.user_tokens import user_tokens
 from oauth_server.upstream.views import UpstreamCallbackView
 from oauth_server.views import account
 from oauth_server.views.authorize import ConsentView
@@ -17,7 +18,6 @@ from oauth_server.views.register import RegisterView
 from oauth_server.views.revoke import RevokeView
 from oauth_server.views.sign_out import SignOutView
 from oauth_server.views.token import TokenView
-from oauth_server.views.user_tokens import user_tokens
 
 # DOT reverses "oauth2_provider:<name>" for its metadata, so every DOT view sits in this one namespace.
 oauth2_provider_patterns = (

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
+from oauth_server import families
 from oauth_server.clients import delete_client, disable_client
 from oauth_server.families import revoke_family
 from oauth_server.models import ClientRegistration, TokenFamily, UpstreamIdentity
@@ -157,10 +158,10 @@ class TokenFamilyAdmin(admin.ModelAdmin):
     def refresh_upstream_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
         for family in {family.token_family for family in queryset}:
             try:
-                upstream_sessions.refresh_upstream_session(family)
+                families.refresh_upstream_session(family)
             except upstream_sessions.UpstreamSessionEnded:
                 self.message_user(request, f"{family}: the provider ended the sign-in; revoked.", messages.WARNING)
-            except (upstream_sessions.RefreshSessionError, upstream_sessions.UpstreamUnavailable) as exc:
+            except (families.RefreshSessionError, upstream_sessions.UpstreamUnavailable) as exc:
                 self.message_user(request, f"{family}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{family}: upstream sign-in refreshed.", messages.SUCCESS)

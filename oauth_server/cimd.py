@@ -32,8 +32,8 @@ from oauth2_provider.cimd import CIMDError, SafeMetadataFetcher
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_server import audit, ratelimit
-from oauth_server.client_ip import bucket_key
+from infra import audit, ratelimit
+from infra.client_ip import bucket_key
 from oauth_server.models import ClientRegistration
 from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri
 from oauth_server.upstream import outbound

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
-from oauth_server import audit
+from infra import audit
 from oauth_server.families import revoke_families_of
 from oauth_server.models import ClientRegistration
 

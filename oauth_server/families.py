@@ -4,8 +4,9 @@ from uuid import UUID
 
 from oauth2_provider.models import RefreshToken
 
-from oauth_server import audit
+from infra import audit
 from oauth_server.models import UpstreamSession
+from oauth_server.upstream import sessions as upstream_sessions
 from oauth_server.upstream.revocation import revoke_at_provider
 
 UPSTREAM_ENDED = "upstream-session-ended"  # the provider ended the sign-in itself
@@ -40,3 +41,21 @@ def revoke_families_of(reason: str, **owner: object) -> int:
     for family in families:
         revoke_family(family, reason)
     return len(families)
+
+
+class RefreshSessionError(Exception):
+    """refresh_upstream_session could not run: unknown or revoked family, or no upstream session."""
+
+
+def refresh_upstream_session(family: UUID | str) -> UpstreamSession:
+    """Refresh one family's provider token without rotating the client's tokens (muster's RefreshSession)."""
+    if not RefreshToken.objects.filter(token_family=family, revoked__isnull=True).exists():
+        raise RefreshSessionError("no live token family with this id")
+    session = upstream_sessions.for_family(family)
+    if session is None:
+        raise RefreshSessionError("this token family has no upstream session")
+    try:
+        return upstream_sessions.refresh(session, force=True)
+    except upstream_sessions.UpstreamSessionEnded:
+        revoke_family(family, reason=UPSTREAM_ENDED)
+        raise

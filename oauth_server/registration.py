@@ -11,7 +11,7 @@ from typing import Any
 
 from oauth2_provider.utils import parse_bearer_token
 
-from oauth_server.config import Config
+from infra.config import Config
 from oauth_server.models import ClientRegistration
 from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri, normalised
 

@@ -8,7 +8,7 @@ from oauth2_provider.models import Grant
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
-from oauth_server import audit
+from infra import audit
 from oauth_server.resources import is_mcp_resource
 
 STATE_MIN_LENGTH = 24

@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from oauth_server import audit
+from infra import audit
 
 
 @receiver(user_logged_out)

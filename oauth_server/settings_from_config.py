@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
-from oauth_server.config import Config
+from infra.config import Config
 
 AUTHORIZATION_CODE_SECONDS = 60
 OFFLINE_ACCESS = "offline_access"

@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from oauth_server import audit, ratelimit
+from infra import audit, ratelimit
+from infra.client_ip import bucket_key
 from oauth_server.client_auth import ClaimedClient, claimed_client_id
-from oauth_server.client_ip import bucket_key
 
 LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens", "/account")
 

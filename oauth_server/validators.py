@@ -15,7 +15,8 @@ from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from oauth_server import audit, clients, code_reuse
+from infra import audit
+from oauth_server import clients, code_reuse
 from oauth_server.families import UPSTREAM_ENDED, revoke_family
 from oauth_server.resources import mcp_resource
 from oauth_server.upstream import sessions as upstream_sessions

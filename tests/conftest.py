@@ -18,7 +18,7 @@ from django.core.cache import cache
 from oauth2_provider.models import Application
 from playwright.sync_api import Browser, Page
 
-from oauth_server import ratelimit
+from infra import ratelimit
 from oauth_server.upstream import discovery
 from tests.servers.browser import TIMEOUT_MS, chromium
 from tests.servers.loopback_app import LoopbackApp, loopback_app

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.cache import cache
 
-from oauth_server import audit
+from infra import audit
 from tests.conftest import authorize_url, pkce_pair
 from tests.flow import basic, checksum, exchange, issue_code, refresh
 

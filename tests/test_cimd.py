@@ -15,7 +15,8 @@ from django.utils import timezone
 from oauth2_provider.models import Application
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_server import cimd, ratelimit
+from infra import ratelimit
+from oauth_server import cimd
 from oauth_server.models import ClientRegistration
 from tests.conftest import authorize_url, pkce_pair
 from tests.flow import consent_form, exchange

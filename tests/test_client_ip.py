@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from django.test import RequestFactory
 
-from oauth_server.client_ip import asgi_client_ip, bucket_key, client_ip, django_client_ip
+from infra.client_ip import asgi_client_ip, bucket_key, client_ip, django_client_ip
 
 PROXIES = ("10.0.0.0/8", "2001:db8:ffff::/48")
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import identify_hasher
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
@@ -345,7 +346,7 @@ def test_welcome_on_a_fresh_site_creates_admin_with_a_printed_password_that_work
     admin = authenticate(username="admin", password=password)
     assert admin is not None
     assert admin.is_superuser and admin.is_staff
-    assert admin.password.startswith("pbkdf2_sha256$")
+    assert identify_hasher(admin.password) and password not in admin.password  # stored hashed
     assert "manage.py changepassword admin" in output
     assert django_user_model.objects.count() == 1
 

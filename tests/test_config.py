@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oauth_server.config import (
+from infra.config import (
     Config,
     ConfigError,
     StorageConfig,
@@ -522,7 +522,7 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
 def test_the_documentation_shows_the_reference_table_of_the_declaration() -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
 
-    assert reference_table() in docs, "regenerate with: .venv/bin/python -m oauth_server.config"
+    assert reference_table() in docs, "regenerate with: .venv/bin/python -m infra.config"
 
 
 def test_the_documented_embedded_default_loads_as_the_default(tmp_path: Path) -> None:

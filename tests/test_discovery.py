@@ -11,8 +11,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
+from infra.config import OidcConfig
 from muster_project.discovery_gate import DiscoveryGate
-from oauth_server.config import OidcConfig
 from oauth_server.startup import log_effective_settings
 from oauth_server.upstream import discovery, outbound
 from oauth_server.upstream.provider import configured

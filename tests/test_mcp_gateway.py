@@ -11,7 +11,8 @@ from asgiref.testing import ApplicationCommunicator
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
-from mcp_gateway import bearer, sessions, shared_cache, targets
+from infra import shared_cache
+from mcp_gateway import bearer, sessions, targets
 from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
 from tests.conftest import use_redis

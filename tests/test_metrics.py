@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from oauth_server import metrics
-from oauth_server.request_metrics import endpoint_name
+from infra import metrics
+from infra.request_metrics import endpoint_name
 from tests.flow import exchange, issue_code
 from tests.servers.site import Site
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import path
 
-from oauth_server.config import Config, ConfigError, load_config
+from infra.config import Config, ConfigError, load_config
 
 TEMPLATES = sorted((Path(__file__).resolve().parents[1] / "oauth_server" / "templates").rglob("*.html"))
 # Words on our pages that are names, not prose: they read the same in every language.

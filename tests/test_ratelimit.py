@@ -10,8 +10,8 @@ import pytest
 import redis
 from asgiref.sync import async_to_sync
 
-from oauth_server import metrics, ratelimit
-from oauth_server.ratelimit import Decision, TokenBucket, Window
+from infra import metrics, ratelimit
+from infra.ratelimit import Decision, TokenBucket, Window
 from tests.conftest import use_redis
 
 

@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from oauth2_provider.models import AccessToken, Application
 
-from oauth_server import audit
-from oauth_server.client_ip import bucket_key
+from infra import audit
+from infra.client_ip import bucket_key
 from oauth_server.models import ClientRegistration
 from oauth_server.settings_from_config import _oauth2_provider
 from tests.fixtures.clients import (

@@ -396,7 +396,7 @@ def test_an_altered_grace_entry_is_ignored_and_the_replay_treated_as_reuse(signe
 
 @pytest.mark.django_db
 def test_a_grant_held_by_another_request_too_long_gets_a_retryable_503(signed_in, public_client, tokens, monkeypatch):
-    from oauth_server.locks import cache_lock
+    from infra.locks import cache_lock
     from oauth_server.views import token as token_view
 
     monkeypatch.setattr(token_view, "cache_lock", lambda name: cache_lock(name, wait_seconds=0.1))

@@ -16,9 +16,10 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
+from infra.locks import cache_lock
+from infra.shared_cache import sync_redis
 from mcp_gateway import bearer
-from mcp_gateway.shared_cache import sync_redis
-from oauth_server.locks import cache_lock
+from oauth_server import families
 from oauth_server.models import UpstreamSession
 from oauth_server.upstream import discovery, id_tokens, sealing
 from oauth_server.upstream import sessions as upstream_sessions
@@ -153,7 +154,7 @@ def test_refresh_upstream_session_refreshes_the_provider_token_without_rotating_
     tokens = signed_in(upstream, public_client.client_id)
     before = session_of(tokens).expires_at
 
-    upstream_sessions.refresh_upstream_session(family_of(tokens))
+    families.refresh_upstream_session(family_of(tokens))
 
     assert upstream.counters()["refresh_token"] == 1
     assert session_of(tokens).refreshed is not None and session_of(tokens).expires_at >= before
@@ -166,10 +167,10 @@ def test_refresh_upstream_session_refuses_unknown_and_revoked_families(upstream,
     family = family_of(tokens)
     RefreshToken.objects.filter(token_family=family).update(revoked=timezone.now())
 
-    with pytest.raises(upstream_sessions.RefreshSessionError):
-        upstream_sessions.refresh_upstream_session(family)
-    with pytest.raises(upstream_sessions.RefreshSessionError):
-        upstream_sessions.refresh_upstream_session("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(families.RefreshSessionError):
+        families.refresh_upstream_session(family)
+    with pytest.raises(families.RefreshSessionError):
+        families.refresh_upstream_session("00000000-0000-0000-0000-000000000000")
     assert upstream.counters()["refresh_token"] == 0
 
 
@@ -273,7 +274,7 @@ def test_a_provider_refresh_drops_the_familys_cached_identities_so_mcp_apps_get_
     assert token_checksum in bearer._local
     assert redis is None or redis.exists(bearer._shared_key(token_checksum))
 
-    upstream_sessions.refresh_upstream_session(family_of(tokens))
+    families.refresh_upstream_session(family_of(tokens))
 
     assert token_checksum not in bearer._local
     assert redis is None or not redis.exists(bearer._shared_key(token_checksum))

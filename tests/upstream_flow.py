@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.test import Client
 
-from oauth_server.config import DexConfig, OidcConfig
+from infra.config import DexConfig, OidcConfig
 from oauth_server.upstream import discovery
 from tests.conftest import authorize_url, pkce_pair
 from tests.flow import consent_form

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
-from oauth_server import audit
+from infra import audit
 from oauth_server.models import UpstreamIdentity
 from oauth_server.upstream import discovery, id_tokens, outbound, sessions
 from oauth_server.upstream.provider import MAX_GROUPS, UpstreamProvider, configured

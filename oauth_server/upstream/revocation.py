@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from oauth_server import audit
+from infra import audit
 from oauth_server.models import UpstreamSession
 from oauth_server.upstream import discovery, outbound, sealing
 from oauth_server.upstream.provider import UpstreamProvider, configured

@@ -20,9 +20,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import RefreshToken
 
-from oauth_server import audit
-from oauth_server.families import UPSTREAM_ENDED, revoke_family
-from oauth_server.locks import LockTimeout, cache_lock
+from infra import audit
+from infra.locks import LockTimeout, cache_lock
 from oauth_server.models import UpstreamIdentity, UpstreamSession
 from oauth_server.upstream import discovery, id_tokens, outbound, sealing
 from oauth_server.upstream.provider import UpstreamProvider, configured
@@ -212,21 +211,3 @@ def _failed(session: UpstreamSession, reason: str) -> None:
         family=str(session.token_family),
         reason=reason,
     )
-
-
-class RefreshSessionError(Exception):
-    """refresh_upstream_session could not run: unknown or revoked family, or no upstream session."""
-
-
-def refresh_upstream_session(family: UUID | str) -> UpstreamSession:
-    """Refresh one family's provider token without rotating the client's tokens (muster's RefreshSession)."""
-    if not RefreshToken.objects.filter(token_family=family, revoked__isnull=True).exists():
-        raise RefreshSessionError("no live token family with this id")
-    session = for_family(family)
-    if session is None:
-        raise RefreshSessionError("this token family has no upstream session")
-    try:
-        return refresh(session, force=True)
-    except UpstreamSessionEnded:
-        revoke_family(family, reason=UPSTREAM_ENDED)
-        raise

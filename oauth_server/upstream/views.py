@@ -12,8 +12,8 @@ from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.oauth2 import OAuth2Error
 
-from oauth_server import audit
-from oauth_server.errors import error_page
+from infra import audit
+from infra.errors import error_page
 from oauth_server.upstream.backend import FAILURE_ATTRIBUTE
 from oauth_server.upstream.provider import configured
 from oauth_server.upstream.settings import provider_setting

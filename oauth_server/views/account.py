@@ -17,7 +17,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 from oauth2_provider.models import RefreshToken
 
-from oauth_server.errors import error_page
+from infra.errors import error_page
 from oauth_server.families import USER_SIGN_OUT, revoke_families_of, revoke_family
 from oauth_server.models import TokenFamily
 

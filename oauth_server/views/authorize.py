@@ -9,9 +9,9 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 
-from oauth_server import audit
-from oauth_server.config import is_loopback_host
-from oauth_server.errors import describe, error_page
+from infra import audit
+from infra.config import is_loopback_host
+from infra.errors import describe, error_page
 from oauth_server.upstream import sessions as upstream_sessions
 
 

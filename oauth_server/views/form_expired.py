@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from oauth_server.errors import error_page
+from infra.errors import error_page
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
-from oauth_server import metrics
-from oauth_server.errors import oauth_error
+from infra import metrics
+from infra.errors import oauth_error
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

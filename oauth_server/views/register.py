@@ -21,11 +21,12 @@ from oauth2_provider.views.dynamic_client_registration import (
     _validation_error_description,
 )
 
-from oauth_server import audit, ratelimit, throttle
-from oauth_server.client_ip import bucket_key, django_client_ip
-from oauth_server.config import canonical_resource
-from oauth_server.errors import oauth_error
-from oauth_server.locks import LockTimeout, cache_lock
+from infra import audit, ratelimit
+from infra.client_ip import bucket_key, django_client_ip
+from infra.config import canonical_resource
+from infra.errors import oauth_error
+from infra.locks import LockTimeout, cache_lock
+from oauth_server import throttle
 from oauth_server.models import ClientRegistration
 from oauth_server.registration import (
     GRANT_TYPES,

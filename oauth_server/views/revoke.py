@@ -5,8 +5,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 
+from infra.errors import completed_error
 from oauth_server import throttle
-from oauth_server.errors import completed_error
 
 
 class RevokeView(throttle.ConfidentialClientLimit, dot_views.RevokeTokenView):

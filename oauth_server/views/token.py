@@ -8,10 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import Application
 
+from infra.errors import completed_error, oauth_error
+from infra.locks import LockTimeout, cache_lock
 from oauth_server import refresh_grace, throttle
 from oauth_server.client_auth import claimed_client_id, conflicting_client_ids
-from oauth_server.errors import completed_error, oauth_error
-from oauth_server.locks import LockTimeout, cache_lock
 
 GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_token"}
 

@@ -13,8 +13,8 @@ from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 from oauthlib.oauth2 import WebApplicationClient
 
-from oauth_server import audit
-from oauth_server.config import is_loopback_host
+from infra import audit
+from infra.config import is_loopback_host
 from oauth_server.models import ClientRegistration
 
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from oauth_server import metrics
+from infra import metrics
 
 
 def endpoint_name(request: HttpRequest) -> str:

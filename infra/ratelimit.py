@@ -15,9 +15,9 @@ from urllib.parse import quote
 import redis.exceptions
 from django.conf import settings
 
-from mcp_gateway.shared_cache import async_redis, sync_redis
-from oauth_server import metrics
-from oauth_server.config import RateLimitConfig
+from infra import metrics
+from infra.config import RateLimitConfig
+from infra.shared_cache import async_redis, sync_redis
 
 log = logging.getLogger("muster.ratelimit")
 

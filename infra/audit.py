@@ -12,8 +12,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from oauth_server import metrics
-from oauth_server.ratelimit import security_log_allows
+from infra import metrics
+from infra.ratelimit import security_log_allows
 
 log = logging.getLogger("muster.audit")
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from oauth_server import audit
-from oauth_server.client_ip import django_client_ip
+from infra import audit
+from infra.client_ip import django_client_ip
 
 INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
