@@ -60,6 +60,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 WARM_UP_SECONDS = 1
 SITE_APP = "muster_project.asgi:application"
 IDS_PER_RUN = 100_000_000  # JSON-RPC ids must be unique among requests in flight on one MCP session
+# The load comes from one address and one user: limits far above any rate reached here, so no request is a 429.
+UNLIMITED = {f"MUSTER_RATE_LIMIT_{name}": "1000000" for name in ("IP_RATE", "IP_BURST", "USER_RATE", "USER_BURST")}
 
 
 # --- the servers ---
@@ -443,7 +445,7 @@ DIRECT = "upstream demo directly, no gateway"
 
 def start_servers(stack: ExitStack) -> list[Target]:
     """The four scenarios' servers, each with an open MCP session; all stop when `stack` closes."""
-    site = stack.enter_context(Site(WORK / "site"))
+    site = stack.enter_context(Site(WORK / "site", extra_env=UNLIMITED))
     access_token = signed_in_tokens(site, site.create_public_client("bench client"))["access_token"]
     unauthenticated = stack.enter_context(
         Uvicorn(
