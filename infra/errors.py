@@ -1,9 +1,14 @@
 """OAuth error responses: one JSON shape, {"error", "error_description"}, with the RFC status."""
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+
+from infra.asgi import Headers, Send
 
 GRANT_FAILED = "The authorization code or refresh token is invalid, expired or revoked."
 DESCRIPTIONS = {
@@ -21,14 +26,77 @@ DESCRIPTIONS = {
 }
 
 
+RATE_LIMITED = "Rate limit exceeded. Please try again later."
+
+
+def asgi_security_headers() -> list[tuple[bytes, bytes]]:
+    """What Django's security middleware would add, for answers written where no middleware runs (ASGI)."""
+    return [
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", settings.SECURE_REFERRER_POLICY.encode()),
+    ]
+
+
+@dataclass(frozen=True)
+class OAuthError:
+    """One OAuth error answer: the JSON body, its status, its headers (a challenge, say) and Retry-After.
+
+    Rendered for Django views (`django_response`) and for ASGI code that answers before Django (`send`).
+    Never carries request input back, so it is safe for any caller.
+    """
+
+    code: str
+    description: str
+    status: int = 400
+    headers: Mapping[str, str] = field(default_factory=dict)
+    retry_after: int | None = None
+
+    def body(self) -> bytes:
+        return json.dumps({"error": self.code, "error_description": self.description}).encode()
+
+    def all_headers(self) -> dict[str, str]:
+        """`headers`, and Retry-After when set."""
+        if self.retry_after is None:
+            return dict(self.headers)
+        return {**self.headers, "Retry-After": str(self.retry_after)}
+
+    def django_response(self) -> JsonResponse:
+        return JsonResponse(
+            {"error": self.code, "error_description": self.description}, status=self.status, headers=self.all_headers()
+        )
+
+    async def send(self, send: Send, extra_headers: Headers = ()) -> None:
+        """The whole answer as ASGI messages, with the security headers no middleware adds there."""
+        body = self.body()
+        own = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.all_headers().items()]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *asgi_security_headers(),
+            *own,
+            *extra_headers,
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+BODY_TOO_LARGE = OAuthError("invalid_request", "Request body too large (limit 1 MiB)", 413)
+
+
+def too_many_requests(retry_after: int) -> OAuthError:
+    """429 with the whole seconds until a request would pass."""
+    return OAuthError("rate_limit_exceeded", RATE_LIMITED, 429, retry_after=retry_after)
+
+
 def describe(error: str) -> str:
     """A plain description for an OAuth error code that came without one."""
     return DESCRIPTIONS.get(error, "The request was refused.")
 
 
 def oauth_error(error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> JsonResponse:
-    """An OAuth error as JSON; never carries request input back, so it is safe for any caller."""
-    return JsonResponse({"error": error, "error_description": description}, status=status, headers=headers)
+    """An OAuth error as a Django response (see OAuthError)."""
+    return OAuthError(error, description, status, headers or {}).django_response()
 
 
 def error_page(

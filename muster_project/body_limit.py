@@ -1,24 +1,15 @@
 """An ASGI wrapper that refuses request bodies over the limit before any application reads them."""
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from infra.asgi import ASGIApp, Message, Receive, Scope, Send
+from infra.errors import BODY_TOO_LARGE
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-TOO_LARGE = json.dumps(
-    {"error": "invalid_request", "error_description": "Request body too large (limit 1 MiB)"}
-).encode()
+CLOSE = [(b"connection", b"close")]  # the rest of the body is never read, so the connection cannot be reused
 
 
 class BodySizeLimit:
     """A declared Content-Length over the limit is refused at once; a chunked body is counted as it arrives."""
 
-    def __init__(self, app: App, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
@@ -29,7 +20,7 @@ class BodySizeLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > self.max_bytes:
-                await _refuse(send)
+                await BODY_TOO_LARGE.send(send, CLOSE)
                 return
             await self.app(scope, receive, send)
             return
@@ -41,7 +32,7 @@ class BodySizeLimit:
                 return
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                await _refuse(send)
+                await BODY_TOO_LARGE.send(send, CLOSE)
                 return
             buffered.append(message)
             if not message.get("more_body"):
@@ -51,19 +42,3 @@ class BodySizeLimit:
             return buffered.pop(0) if buffered else await receive()
 
         await self.app(scope, replay, send)
-
-
-async def _refuse(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"cache-control", b"no-store"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": TOO_LARGE})

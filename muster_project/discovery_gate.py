@@ -1,24 +1,13 @@
 """Degraded mode: while OIDC discovery is pending, every path but /health answers 503 (muster's Lazy server)."""
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
+from infra.asgi import ASGIApp, Receive, Scope, Send
+from infra.errors import OAuthError
 from oauth_server.upstream import discovery
 
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-
 RETRY_AFTER_SECONDS = 30
-BODY = json.dumps(
-    {"error": "service_unavailable", "error_description": "OIDC discovery in progress, please retry"}
-).encode()
-HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(BODY)).encode()),
-    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-    (b"cache-control", b"no-store"),
-]
+PENDING = OAuthError(
+    "service_unavailable", "OIDC discovery in progress, please retry", 503, retry_after=RETRY_AFTER_SECONDS
+)
 
 
 class DiscoveryGate:
@@ -28,11 +17,10 @@ class DiscoveryGate:
         self.app = app
         self.open = False
 
-    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.open or scope["type"] != "http" or scope["path"] == "/health":
             return await self.app(scope, receive, send)
         if discovery.ready():
             self.open = True
             return await self.app(scope, receive, send)
-        await send({"type": "http.response.start", "status": 503, "headers": HEADERS})
-        await send({"type": "http.response.body", "body": BODY})
+        await PENDING.send(send)

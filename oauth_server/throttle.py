@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from infra import audit, ratelimit
+from infra import audit, errors, ratelimit
 from infra.client_ip import bucket_key
 from oauth_server.client_auth import ClaimedClient, claimed_client_id
 
@@ -13,11 +13,7 @@ LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens", "/account")
 
 def too_many_requests(decision: ratelimit.Decision) -> JsonResponse:
     """429 with the whole seconds until a request would pass."""
-    return JsonResponse(
-        {"error": "rate_limit_exceeded", "error_description": "Rate limit exceeded. Please try again later."},
-        status=429,
-        headers={"Retry-After": str(decision.retry_after)},
-    )
+    return errors.too_many_requests(decision.retry_after).django_response()
 
 
 def refused(limiter: str, decision: ratelimit.Decision, **identity: object) -> JsonResponse:
