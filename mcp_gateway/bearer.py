@@ -1,12 +1,12 @@
-"""Bearer-token validation for /mcp: a short in-process cache, then Redis (redis.asyncio), then the database.
+"""This server's access tokens as a TokenVerifier: a short in-process cache, then Redis (redis.asyncio), then the DB.
 
 A token passes only if it exists, is unexpired, belongs to an active user, was issued for the MCP
 resource and came from a refresh-token family (so registration tokens and user-less tokens never pass).
 Revocations overwrite the shared entry with a tombstone (`invalidate`) and the in-process entry lives at
-most half a second, so every worker refuses a revoked token within a second.
+most half a second, so every worker refuses a revoked token within a second. No entry holds an upstream
+credential: the id_token is read only when asked for (`Identity.id_token`).
 """
 
-import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from uuid import UUID
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -26,15 +25,12 @@ from infra import metrics
 from infra.shared_cache import async_redis, sync_redis
 from mcp_gateway.identity import Identity
 from oauth_server.resources import mcp_resource
-from oauth_server.upstream import sealing
-from oauth_server.upstream import sessions as upstream_sessions
 
 log = logging.getLogger("muster.mcp")
 LOCAL_SECONDS = 0.5
 SHARED_SECONDS = 60
 MISS_SECONDS = 5
 LOCAL_MAX_ENTRIES = 10_000
-SEALING_OWNER = "mcp-identity-cache"
 _local: dict[str, tuple[float, Identity | None]] = {}
 
 
@@ -46,22 +42,28 @@ def _shared_key(token_checksum: str) -> str:
     return f"{settings.MUSTER_CONFIG.storage.valkey.key_prefix}mcp:at:{token_checksum}"
 
 
-async def validate(token: str) -> Identity | None:
-    """The identity behind a bearer token, or None when the token must be refused."""
-    started = time.perf_counter()
-    token_checksum = checksum(token)
-    now = time.monotonic()
-    if (hit := _local.get(token_checksum)) and hit[0] > now:
-        metrics.token_validation("local", time.perf_counter() - started)
-        return _unexpired(hit[1])
-    source, identity = await _shared_or_database(token_checksum)
-    if len(_local) >= LOCAL_MAX_ENTRIES:
-        for stale in [key for key, (until, _) in _local.items() if until <= now]:
-            del _local[stale]
-    if len(_local) < LOCAL_MAX_ENTRIES:
-        _local[token_checksum] = (now + LOCAL_SECONDS, identity)
-    metrics.token_validation(source, time.perf_counter() - started)
-    return _unexpired(identity)
+class AccessTokenVerifier:
+    """The access tokens this authorization server issued for the MCP resource."""
+
+    async def verify(self, token: str) -> Identity | None:
+        """The identity behind a bearer token, or None when the token must be refused."""
+        started = time.perf_counter()
+        token_checksum = checksum(token)
+        now = time.monotonic()
+        if (hit := _local.get(token_checksum)) and hit[0] > now:
+            metrics.token_validation("local", time.perf_counter() - started)
+            return _unexpired(hit[1])
+        source, identity = await _shared_or_database(token_checksum)
+        if len(_local) >= LOCAL_MAX_ENTRIES:
+            for stale in [key for key, (until, _) in _local.items() if until <= now]:
+                del _local[stale]
+        if len(_local) < LOCAL_MAX_ENTRIES:
+            _local[token_checksum] = (now + LOCAL_SECONDS, identity)
+        metrics.token_validation(source, time.perf_counter() - started)
+        return _unexpired(identity)
+
+
+access_tokens = AccessTokenVerifier()  # shared by /mcp and /user-tokens
 
 
 def _unexpired(identity: Identity | None) -> Identity | None:
@@ -93,28 +95,25 @@ async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None
 
 
 def _dumps(identity: Identity | None) -> str:
-    """The shared entry; an upstream id_token is a credential, so it is stored sealed, never in plaintext."""
+    """The shared entry: the identity's fields, none of them a credential."""
     if identity is None:
         return "null"
-    fields = {**dataclasses.asdict(identity), "expires": identity.expires.isoformat()}
-    if identity.id_token:
-        fields["id_token"] = base64.b64encode(sealing.seal({"id_token": identity.id_token}, SEALING_OWNER)).decode()
-    return json.dumps(fields)
+    return json.dumps({**dataclasses.asdict(identity), "expires": identity.expires.isoformat()})
 
 
 def _loads(blob: bytes) -> Identity | None:
+    """An entry back as an Identity; fields it does not know (an older release's) are ignored."""
     fields = json.loads(blob)
     if fields is None:
         return None
-    if fields.get("id_token"):
-        fields["id_token"] = sealing.unseal(base64.b64decode(fields["id_token"]), SEALING_OWNER)["id_token"]
     return Identity(
-        **{
-            **fields,
-            "scopes": tuple(fields["scopes"]),
-            "groups": tuple(fields.get("groups", ())),
-            "expires": datetime.fromisoformat(fields["expires"]),
-        }
+        subject=fields["subject"],
+        user_id=fields["user_id"],
+        client_id=fields["client_id"],
+        scopes=tuple(fields["scopes"]),
+        session_id=fields["session_id"],
+        expires=datetime.fromisoformat(fields["expires"]),
+        groups=tuple(fields.get("groups", ())),
     )
 
 
@@ -139,28 +138,12 @@ def _from_database(token_checksum: str) -> Identity | None:
         scopes=tuple(token.scope.split()),
         session_id=str(family),
         expires=token.expires,
-        id_token=_upstream_id_token(family) if upstream else None,
         groups=tuple(upstream.groups) if upstream else (),
     )
 
 
-def _upstream_id_token(family: UUID) -> str | None:
-    """The provider's id_token of this sign-in (for SSO forwarding); None when the provider gave none."""
-    session = upstream_sessions.for_family(family)
-    return upstream_sessions.tokens(session).get("id_token") if session is not None else None
-
-
-def forget(token_checksums: list[str]) -> None:
-    """Drop cached validations so the next lookup reads the database (the tokens stay valid)."""
-    _drop(token_checksums, revoked=False)
-
-
 def invalidate(token_checksums: list[str]) -> None:
     """Forget revoked tokens at once: here, and in the shared cache that every worker reads."""
-    _drop(token_checksums, revoked=True)
-
-
-def _drop(token_checksums: list[str], revoked: bool) -> None:
     for token_checksum in token_checksums:
         _local.pop(token_checksum, None)
     redis = sync_redis()
@@ -168,11 +151,8 @@ def _drop(token_checksums: list[str], revoked: bool) -> None:
         return
     try:
         with redis.pipeline(transaction=False) as pipeline:
-            for token_checksum in token_checksums:
-                if revoked:  # a tombstone, not a delete: see _shared_or_database
-                    pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
-                else:
-                    pipeline.delete(_shared_key(token_checksum))
+            for token_checksum in token_checksums:  # a tombstone, not a delete: see _shared_or_database
+                pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
             pipeline.execute()
     except (RedisError, OSError):
         # Entries expire within SHARED_SECONDS; what changed in the database is already committed.

@@ -18,8 +18,17 @@ class Identity:
     scopes: tuple[str, ...]
     session_id: str
     expires: datetime
-    id_token: str | None = None  # the upstream provider's, when users sign in there
     groups: tuple[str, ...] = ()  # the provider's groups claim (at most 600)
+
+    async def id_token(self) -> str | None:
+        """The upstream provider's id_token of this sign-in, read now (so the latest); None for local accounts.
+
+        Token validation never reads it: it is looked up only for `mcp.forwardIdToken` or an app that asks.
+        """
+        # Imported here: MCP apps import this module in processes that may not set Django up (uvicorn demo:app).
+        from mcp_gateway.upstream_id_token import upstream_id_token
+
+        return await upstream_id_token(self.session_id)
 
 
 def identity_of(scope: Mapping[str, Any]) -> Identity | None:

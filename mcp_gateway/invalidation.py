@@ -8,7 +8,6 @@ from django.db.models.signals import post_delete, post_save
 from oauth2_provider.models import AccessToken
 
 from mcp_gateway import bearer
-from oauth_server.upstream import sessions as upstream_sessions
 
 
 def _access_token_deleted(sender: Any, instance: AccessToken, **kwargs: Any) -> None:
@@ -23,16 +22,7 @@ def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
     transaction.on_commit(lambda: bearer.invalidate(checksums))
 
 
-def _upstream_refreshed(sender: Any, family: Any, **kwargs: Any) -> None:
-    """A new upstream id_token: the family's cached identities carry the old one."""
-    checksums = list(
-        AccessToken.objects.filter(refresh_token__token_family=family).values_list("token_checksum", flat=True)
-    )
-    transaction.on_commit(lambda: bearer.forget(checksums))
-
-
 def connect() -> None:
     """Revocation by the endpoint, the admin, a command or reuse detection all delete access tokens."""
     post_delete.connect(_access_token_deleted, sender=AccessToken, dispatch_uid="mcp-token-deleted")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="mcp-user-saved")
-    upstream_sessions.refreshed.connect(_upstream_refreshed, dispatch_uid="mcp-upstream-refreshed")

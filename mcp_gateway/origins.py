@@ -2,8 +2,9 @@
 
 from django.conf import settings
 
+from infra.asgi import Send
 from infra.config import canonical_resource
-from mcp_gateway.responses import Reply
+from infra.errors import asgi_security_headers
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = b"Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
@@ -37,15 +38,18 @@ def cors_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def preflight(origin: str | None) -> Reply:
+async def preflight(origin: str | None, send: Send) -> None:
     """OPTIONS: answered from `allowedOrigins`; anyone else learns nothing."""
-    if not origin or not is_allowed(origin):
-        return Reply(403)
-    return Reply(
-        204,
-        headers=[
+    headers = asgi_security_headers()
+    if origin and is_allowed(origin):
+        status = 204
+        headers += [
             (b"access-control-allow-methods", ALLOW_METHODS),
             (b"access-control-allow-headers", ALLOW_HEADERS),
             (b"access-control-max-age", b"3600"),
-        ],
-    )
+            *cors_headers(origin),
+        ]
+    else:
+        status = 403
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,22 +1,16 @@
 """Streams authenticated /mcp requests to the MCP server at mcp.upstreamUrl and its answers back, as they come."""
 
 import asyncio
-import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import aclosing
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from infra.asgi import Receive, Scope, Send
+from infra.errors import OAuthError
 from mcp_gateway.identity import identity_of
-from mcp_gateway.responses import SECURITY_HEADERS
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("muster.mcp.proxy")
 
@@ -43,17 +37,8 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
 )
 
 
-def _reply(status: int, code: str, description: str) -> tuple[Message, Message]:
-    body = json.dumps({"error": code, "error_description": description}).encode()
-    headers = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
-    return {"type": "http.response.start", "status": status, "headers": headers}, {
-        "type": "http.response.body",
-        "body": body,
-    }
-
-
-BAD_GATEWAY = _reply(502, "bad_gateway", "The MCP server behind this gateway is unreachable")
-GATEWAY_TIMEOUT = _reply(504, "gateway_timeout", "The MCP server behind this gateway did not answer in time")
+BAD_GATEWAY = OAuthError("bad_gateway", "The MCP server behind this gateway is unreachable", 502)
+GATEWAY_TIMEOUT = OAuthError("gateway_timeout", "The MCP server behind this gateway did not answer in time", 504)
 
 
 class UpstreamProxy:
@@ -73,24 +58,24 @@ class UpstreamProxy:
             weakref.WeakKeyDictionary()
         )
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _request_body(receive)
         if body is None:  # the client left before it finished asking
             return
         client = self._client()
         request = client.build_request(
-            scope["method"], self._url(scope), headers=self._headers(scope), content=body or None
+            scope["method"], self._url(scope), headers=await self._headers(scope), content=body or None
         )
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 response = await client.send(request, stream=True)
         except (httpx.TimeoutException, TimeoutError):
             log.warning("MCP upstream %s did not answer within %ss", self._host, self.timeout_seconds)
-            await _send_all(send, GATEWAY_TIMEOUT)
+            await GATEWAY_TIMEOUT.send(send)
             return
         except httpx.HTTPError as exc:
             log.warning("MCP upstream %s unreachable: %s", self._host, type(exc).__name__)
-            await _send_all(send, BAD_GATEWAY)
+            await BAD_GATEWAY.send(send)
             return
         async with aclosing(response):  # also on cancellation: the gateway cancels us when the client leaves
             log.debug("MCP upstream %s answered %s", self._host, response.status_code)
@@ -122,13 +107,13 @@ class UpstreamProxy:
             )
         return client
 
-    def _url(self, scope: MutableMapping[str, Any]) -> str:
+    def _url(self, scope: Scope) -> str:
         query = scope.get("query_string", b"").decode("latin-1")
         if not query:
             return self.upstream_url
         return f"{self.upstream_url}{'&' if '?' in self.upstream_url else '?'}{query}"
 
-    def _headers(self, scope: MutableMapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    async def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         headers = [
             (name.lower(), value)
             for name, value in scope.get("headers", [])
@@ -136,8 +121,8 @@ class UpstreamProxy:
         ]
         headers.append((b"accept-encoding", b"identity"))  # bytes pass through as they are; keep SSE uncompressed
         identity = identity_of(scope)
-        if self.forward_id_token and identity is not None and identity.id_token:
-            headers.append((b"authorization", f"Bearer {identity.id_token}".encode("latin-1")))
+        if self.forward_id_token and identity is not None and (id_token := await identity.id_token()):
+            headers.append((b"authorization", f"Bearer {id_token}".encode("latin-1")))
         return headers
 
 
@@ -163,8 +148,3 @@ def _response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
         and name.lower() not in named_by_connection
         and not name.lower().startswith(b"proxy-")
     ]
-
-
-async def _send_all(send: Send, messages: tuple[Message, ...]) -> None:
-    for message in messages:
-        await send(dict(message))

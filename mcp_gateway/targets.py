@@ -2,16 +2,13 @@
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+from infra.asgi import ASGIApp, Message, Receive, Scope, Send
 
 
 class InProcessApp:
@@ -28,7 +25,7 @@ class InProcessApp:
         )
         self._runners: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = await self._started()
         await self.app({**scope, "state": dict(state)}, receive, send)
 
@@ -76,3 +73,8 @@ def target() -> ASGIApp:
 
         return UpstreamProxy(mcp.upstream_url, mcp.upstream_timeout.total_seconds(), mcp.forward_id_token)
     return InProcessApp(import_string(mcp.app.replace(":", ".")))
+
+
+async def forward(scope: Scope, receive: Receive, send: Send) -> None:
+    """The innermost layer of /mcp: the request goes to the configured destination."""
+    await target()(scope, receive, send)

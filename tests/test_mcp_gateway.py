@@ -13,8 +13,8 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from infra import shared_cache
 from mcp_gateway import bearer, sessions, targets
-from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
+from mcp_gateway.stack import mcp_endpoint
 from tests.conftest import use_redis
 from tests.flow import checksum, sign_in
 
@@ -39,7 +39,7 @@ def identity_app(settings):
 
 
 async def exchange(method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
-    """Drive the consumer as an ASGI server would: the request, then the whole answer."""
+    """Drive the /mcp stack as an ASGI server would: the request, then the whole answer."""
     target_path, _, query = path.partition("?")
     scope = {
         "type": "http",
@@ -49,7 +49,7 @@ async def exchange(method: str, path: str, body: bytes, headers: list[tuple[byte
         "query_string": query.encode(),
         "headers": headers,
     }
-    communicator = ApplicationCommunicator(McpConsumer.as_asgi(), scope)
+    communicator = ApplicationCommunicator(mcp_endpoint(), scope)
     await communicator.send_input({"type": "http.request", "body": body})
     start = await communicator.receive_output(5)
     chunks = []
@@ -65,7 +65,7 @@ async def exchange(method: str, path: str, body: bytes, headers: list[tuple[byte
 
 
 def call(method: str = "POST", body: bytes = INITIALIZE, path: str = "/mcp", **headers: str):
-    """One request to the consumer; header names use underscores (`mcp_session_id`)."""
+    """One request to /mcp; header names use underscores (`mcp_session_id`)."""
     raw = [(name.replace("_", "-").lower().encode(), value.encode()) for name, value in headers.items()]
     if not any(name == b"content-type" for name, _ in raw):
         raw.append((b"content-type", b"application/json"))
@@ -348,7 +348,7 @@ def test_a_client_that_disconnects_mid_stream_stops_the_work_behind_it(tokens):
             "query_string": b"",
             "headers": [(b"authorization", bearer_for(tokens).encode()), (b"accept", b"text/event-stream")],
         }
-        communicator = ApplicationCommunicator(McpConsumer.as_asgi(), scope)
+        communicator = ApplicationCommunicator(mcp_endpoint(), scope)
         await communicator.send_input({"type": "http.request", "body": b""})
         start = await communicator.receive_output(5)
         assert start["status"] == 200

@@ -48,15 +48,27 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
         yield Upstream(base_url, events_log)
 
 
-def identity(id_token: str | None = ID_TOKEN) -> Identity:
-    return Identity(
+@dataclass(frozen=True)
+class SignedInUpstream(Identity):
+    """An identity whose upstream id_token is given here, not read from a sign-in; it counts the reads."""
+
+    upstream_id_token: str | None = None
+    reads: list[str] = field(default_factory=list, compare=False)
+
+    async def id_token(self) -> str | None:
+        self.reads.append(self.session_id)
+        return self.upstream_id_token
+
+
+def identity(id_token: str | None = ID_TOKEN) -> SignedInUpstream:
+    return SignedInUpstream(
         subject="alice",
         user_id=1,
         client_id="client-1",
         scopes=("mcp",),
         session_id="family-1",
         expires=datetime.now(UTC) + timedelta(hours=1),
-        id_token=id_token,
+        upstream_id_token=id_token,
     )
 
 
@@ -186,11 +198,13 @@ def test_forward_id_token_sends_the_upstream_id_token_as_bearer(upstream: Upstre
 
     forwarded = dict(run(forwarding, scope()).json()["headers"])
     without_id_token = dict(run(forwarding, scope(who=identity(id_token=None))).json()["headers"])
-    switched_off = dict(run(not_forwarding, scope()).json()["headers"])
+    unread = identity()
+    switched_off = dict(run(not_forwarding, scope(who=unread)).json()["headers"])
 
     assert forwarded["authorization"] == f"Bearer {ID_TOKEN}"
     assert "authorization" not in without_id_token
     assert "authorization" not in switched_off
+    assert unread.reads == []  # without forwardIdToken the id_token is never even looked up
 
 
 def test_sse_events_arrive_before_the_stream_ends(upstream: Upstream) -> None:

@@ -17,7 +17,6 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from infra.locks import cache_lock
-from infra.shared_cache import sync_redis
 from mcp_gateway import bearer
 from oauth_server import families
 from oauth_server.models import UpstreamSession
@@ -241,9 +240,9 @@ def test_mcp_apps_see_the_upstream_subject_groups_and_id_token(upstream, setting
     identity = async_to_sync(bearer._from_database)(checksum(tokens["access_token"]))
 
     assert identity.subject == SUBJECT and identity.groups == ("platform",)
-    assert identity.id_token == tokens["id_token"]
+    assert async_to_sync(identity.id_token)() == tokens["id_token"]
     shared = bearer._dumps(identity)
-    assert tokens["id_token"] not in shared
+    assert tokens["id_token"] not in shared and "id_token" not in shared  # the cache never holds it, even sealed
     assert bearer._loads(shared.encode()) == identity
 
 
@@ -264,20 +263,22 @@ def test_pruneupstream_deletes_provider_tokens_nothing_holds(upstream, public_cl
 
 
 @pytest.mark.django_db(transaction=True)  # the lookup runs on the gateway's database thread
-def test_a_provider_refresh_drops_the_familys_cached_identities_so_mcp_apps_get_the_new_id_token(
-    upstream, public_client
-):
+def test_after_a_provider_refresh_mcp_apps_get_the_new_id_token_at_once(upstream, public_client):
     tokens = signed_in(upstream, public_client.client_id)
-    token_checksum = checksum(tokens["access_token"])
-    async_to_sync(bearer.validate)(tokens["access_token"])
-    redis = sync_redis()  # with Valkey storage the shared entry is dropped too
-    assert token_checksum in bearer._local
-    assert redis is None or redis.exists(bearer._shared_key(token_checksum))
+    identity = async_to_sync(bearer.access_tokens.verify)(tokens["access_token"])
+    assert checksum(tokens["access_token"]) in bearer._local  # the validation is cached, and stays so
 
     families.refresh_upstream_session(family_of(tokens))
+    # The provider gives no new id_token on refresh; as if it had, the refreshed sign-in now holds another one.
+    session = session_of(tokens)
+    renewed = {**upstream_sessions.tokens(session), "id_token": "renewed.id.token"}
+    UpstreamSession.objects.filter(pk=session.pk).update(
+        sealed_tokens=sealing.seal(renewed, session.identity.sealing_owner)
+    )
 
-    assert token_checksum not in bearer._local
-    assert redis is None or not redis.exists(bearer._shared_key(token_checksum))
+    again = async_to_sync(bearer.access_tokens.verify)(tokens["access_token"])
+    assert again == identity
+    assert async_to_sync(again.id_token)() == "renewed.id.token"
 
 
 def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:

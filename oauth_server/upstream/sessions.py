@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import RefreshToken
@@ -27,10 +26,6 @@ from oauth_server.upstream import discovery, id_tokens, outbound, sealing
 from oauth_server.upstream.provider import UpstreamProvider, configured
 
 log = logging.getLogger("muster.upstream")
-
-# Sent with `family` after the provider's tokens of a family were refreshed (new id_token); the gateway
-# forgets what it cached for that family's access tokens.
-refreshed = Signal()
 
 PENDING_KEY = "muster_upstream"
 PENDING_SECONDS = 600
@@ -199,7 +194,6 @@ def _refresh_at_provider(
     session.refreshed = timezone.now()
     session.save(update_fields=["sealed_tokens", "expires_at", "refreshed"])
     audit.record("upstream_token_refreshed", user_id=session.identity.user_id, family=str(session.token_family))
-    refreshed.send(sender=UpstreamSession, family=session.token_family)
     return session
 
 
