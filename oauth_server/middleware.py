@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
-from infra.errors import oauth_error
+from infra.errors import BODY_TOO_LARGE
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
@@ -32,5 +32,5 @@ class ResponseHeadersMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, RequestDataTooBig):
-            return oauth_error("invalid_request", "Request body too large (limit 1 MiB)", 413)
+            return BODY_TOO_LARGE.django_response()
         return None

@@ -27,7 +27,9 @@ def test_signing_out_everywhere_revokes_every_family_of_the_user_and_no_one_else
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("authorization", [None, "Basic YWxpY2U6eA==", "Bearer not-a-token", "Bearer "])
+@pytest.mark.parametrize(
+    "authorization", [None, "Basic YWxpY2U6eA==", "Bearer not-a-token", "Bearer ", "Bearer two words"]
+)
 def test_without_a_valid_bearer_token_nothing_is_revoked(client, user, public_client, authorization):
     sign_in(user, public_client.client_id)
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}

@@ -1,0 +1,318 @@
+"""The /mcp layers one at a time, the bearer header parser, and the OAuth error type in both renderings."""
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from infra import ratelimit
+from infra.errors import OAuthError, oauth_error
+from mcp_gateway.bearer_header import Credentials, credentials
+from mcp_gateway.identity import SCOPE_KEY, Identity, identity_of
+from mcp_gateway.stack import compose
+from mcp_gateway.stack.authentication import BearerAuthentication
+from mcp_gateway.stack.context import RequestContext
+from mcp_gateway.stack.nosniff import Nosniff
+from mcp_gateway.stack.origin import OriginCheck
+from mcp_gateway.stack.rate_limit import RateLimit
+from mcp_gateway.stack.request_body import RequestBody
+from mcp_gateway.stack.scopes import RequireScopes
+
+Message = dict[str, Any]
+ALICE = Identity(
+    subject="alice",
+    user_id=7,
+    client_id="client-1",
+    scopes=("mcp",),
+    session_id="family-1",
+    expires=datetime.now(UTC) + timedelta(hours=1),
+)
+
+
+class App:
+    """The innermost app: records the scope and body it got, and answers 200 (or streams until cancelled)."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]] | None = None, stream: bool = False) -> None:
+        self.headers = headers or [(b"content-type", b"application/json")]
+        self.stream = stream
+        self.scopes: list[dict[str, Any]] = []
+        self.received: list[Message] = []
+        self.cancelled = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        self.received.append(await receive())
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        if not self.stream:
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"data: x\n\n", "more_body": True})
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+def http_scope(method: str = "POST", query: bytes = b"", **headers: str) -> dict[str, Any]:
+    raw = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+    return {"type": "http", "method": method, "path": "/mcp", "query_string": query, "headers": raw}
+
+
+def drive(
+    app: Callable[[Any, Any, Any], Awaitable[None]],
+    scope: dict[str, Any],
+    incoming: list[Message] | None = None,
+    leave_after: int | None = None,
+) -> list[Message]:
+    """What `app` sends for `incoming` (default: one empty body); the client leaves after `leave_after` messages."""
+    sent: list[Message] = []
+    queue = list(incoming or [{"type": "http.request", "body": b""}])
+    left = asyncio.Event()
+
+    async def receive() -> Message:
+        if queue:
+            return queue.pop(0)
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if leave_after is not None and len(sent) >= leave_after:
+            left.set()
+
+    async def run() -> None:
+        await asyncio.wait_for(app(scope, receive, send), 5)
+
+    async_to_sync(run)()
+    return sent
+
+
+def start(sent: list[Message]) -> tuple[int, dict[bytes, bytes]]:
+    return sent[0]["status"], dict(sent[0]["headers"])
+
+
+def body(sent: list[Message]) -> dict[str, Any]:
+    return json.loads(b"".join(message.get("body", b"") for message in sent[1:]))
+
+
+# --- the bearer header ---
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        ("Bearer abc.def", Credentials(bearer=True, token="abc.def")),
+        ("bearer abc", Credentials(bearer=True, token="abc")),
+        ("BEARER abc", Credentials(bearer=True, token="abc")),
+        ("Bearer", Credentials(bearer=True, token=None)),
+        ("Bearer ", Credentials(bearer=True, token=None)),
+        ("Bearer two words", Credentials(bearer=True, token=None)),
+        ("Basic YWxpY2U6cGFzcw==", Credentials(bearer=False, token=None)),
+        ("BearerX abc", Credentials(bearer=False, token=None)),
+        ("", Credentials(bearer=False, token=None)),
+        (None, Credentials(bearer=False, token=None)),
+    ],
+)
+def test_the_bearer_header_has_one_token_after_the_scheme_in_any_case(authorization, expected):
+    assert credentials(authorization) == expected
+
+
+# --- the OAuth error type ---
+
+
+def test_an_oauth_error_renders_the_same_body_and_headers_for_django_and_asgi():
+    error = OAuthError("invalid_token", "Nope", 401, {"WWW-Authenticate": "Bearer x"}, retry_after=3)
+
+    response = error.django_response()
+    sent = drive(lambda scope, receive, send: error.send(send, [(b"vary", b"Origin")]), http_scope())
+
+    assert response.status_code == 401
+    assert response.content == sent[1]["body"] == b'{"error": "invalid_token", "error_description": "Nope"}'
+    assert (response["WWW-Authenticate"], response["Retry-After"]) == ("Bearer x", "3")
+    status, headers = start(sent)
+    assert status == 401
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"content-length"] == str(len(response.content)).encode()
+    assert headers[b"www-authenticate"] == b"Bearer x" and headers[b"retry-after"] == b"3"
+    assert headers[b"cache-control"] == b"no-store" and headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"vary"] == b"Origin"
+
+
+def test_an_oauth_error_without_retry_after_sends_none():
+    assert "Retry-After" not in oauth_error("invalid_request", "Bad", 400)
+    assert b"retry-after" not in start(drive(lambda s, r, send: OAuthError("a", "b").send(send), http_scope()))[1]
+
+
+# --- one layer at a time ---
+
+
+def test_the_request_body_layer_gives_the_whole_body_as_one_message():
+    app = App()
+    parts = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": False},
+    ]
+
+    drive(RequestBody(app), http_scope(), parts)
+
+    assert app.received == [{"type": "http.request", "body": b"abcd", "more_body": False}]
+
+
+def test_the_request_body_layer_refuses_a_body_over_its_limit_before_the_app_runs():
+    app = App()
+
+    sent = drive(RequestBody(app, max_bytes=3), http_scope(), [{"type": "http.request", "body": b"abcd"}])
+
+    assert start(sent)[0] == 413 and body(sent)["error"] == "invalid_request"
+    assert app.scopes == []
+
+
+def test_a_client_leaving_mid_stream_cancels_the_work_behind_it():
+    app = App(stream=True)
+
+    sent = drive(RequestBody(app), http_scope(), leave_after=3)
+
+    assert app.cancelled
+    assert sent[-1].get("more_body")  # the stream never ended by itself
+
+
+def test_a_crash_inside_is_a_500_server_error():
+    async def crashing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    sent = drive(RequestContext(crashing), http_scope())
+
+    assert start(sent)[0] == 500 and body(sent)["error"] == "server_error"
+
+
+def test_a_crash_after_the_answer_started_adds_nothing_to_it():
+    async def crashing_late(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("boom")
+
+    sent = drive(RequestContext(crashing_late), http_scope())
+
+    assert [message["type"] for message in sent] == ["http.response.start"]
+
+
+def test_a_foreign_origin_never_reaches_the_app():
+    app = App()
+
+    sent = drive(OriginCheck(app), http_scope(origin="https://evil.example"))
+
+    assert start(sent)[0] == 403 and body(sent)["error"] == "forbidden"
+    assert app.scopes == []
+
+
+def test_a_listed_origin_gets_cors_headers_on_the_apps_answer(settings):
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, allowed_origins=("https://inspector.example",))
+
+    sent = drive(OriginCheck(App()), http_scope(origin="https://inspector.example"))
+
+    assert start(sent)[1][b"access-control-allow-origin"] == b"https://inspector.example"
+
+
+class EmptyBucket:
+    async def atake(self, key: str) -> ratelimit.Decision:
+        return ratelimit.Decision(False, 7)
+
+
+def test_an_empty_bucket_is_a_429_with_retry_after_and_the_app_never_runs():
+    app = App()
+
+    sent = drive(RateLimit(app, "ip", EmptyBucket, lambda scope: "key"), http_scope())
+
+    status, headers = start(sent)
+    assert status == 429 and headers[b"retry-after"] == b"7"
+    assert body(sent)["error"] == "rate_limit_exceeded"
+    assert app.scopes == []
+
+
+class Verifier:
+    """A TokenVerifier that knows one token, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def verify(self, token: str) -> Identity | None:
+        self.asked.append(token)
+        return ALICE if token == "good" else None
+
+
+def test_authentication_puts_the_identity_in_the_scope_and_takes_the_token_out():
+    app = App()
+
+    drive(BearerAuthentication(app, Verifier()), http_scope(authorization="Bearer good", accept="*/*"))
+
+    assert identity_of(app.scopes[0]) == ALICE
+    assert [name for name, _ in app.scopes[0]["headers"]] == [b"accept"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "error", "asked"),
+    [("Bearer bad", "invalid_token", ["bad"]), ("Bearer a b", "invalid_token", []), ("Basic eDp5", "unauthorized", [])],
+)
+def test_authentication_refuses_without_a_token_the_verifier_accepts(authorization, error, asked):
+    app, verifier = App(), Verifier()
+
+    sent = drive(BearerAuthentication(app, verifier), http_scope(authorization=authorization))
+
+    assert start(sent)[0] == 401 and body(sent)["error"] == error
+    assert verifier.asked == asked and app.scopes == []
+
+
+def test_authentication_refuses_a_token_in_a_form_body_and_leaves_other_bodies_to_the_app():
+    form = http_scope(authorization="Bearer good", content_type="application/x-www-form-urlencoded")
+    other = App()
+
+    refused = drive(
+        BearerAuthentication(App(), Verifier()), form, [{"type": "http.request", "body": b"access_token=x"}]
+    )
+    drive(BearerAuthentication(other, Verifier()), form, [{"type": "http.request", "body": b"a=b"}])
+
+    assert start(refused)[0] == 400 and body(refused)["error"] == "invalid_request"
+    assert other.received[0]["body"] == b"a=b"  # the body the layer looked at still reaches the app
+
+
+def test_the_scope_check_refuses_a_request_without_an_identity_and_one_missing_a_scope(settings):
+    mcp = dataclasses.replace(settings.MUSTER_CONFIG.mcp, required_scopes=("tools:write",))
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, mcp=mcp)
+
+    anonymous = drive(RequireScopes(App()), http_scope())
+    lacking = drive(RequireScopes(App()), {**http_scope(), SCOPE_KEY: ALICE})
+
+    assert start(anonymous)[0] == 401
+    assert start(lacking)[0] == 403 and body(lacking)["error"] == "insufficient_scope"
+
+
+def test_nosniff_is_added_to_the_apps_answer_unless_it_set_its_own():
+    plain = drive(Nosniff(App()), http_scope())
+    own = drive(Nosniff(App(headers=[(b"x-content-type-options", b"custom")])), http_scope())
+
+    assert start(plain)[1][b"x-content-type-options"] == b"nosniff"
+    assert [value for name, value in own[0]["headers"] if name == b"x-content-type-options"] == [b"custom"]
+
+
+def test_layers_compose_outermost_first():
+    order: list[str] = []
+
+    def layer(name: str) -> Callable[[Any], Any]:
+        def wrap(inner: Any) -> Any:
+            async def app(scope: Any, receive: Any, send: Any) -> None:
+                order.append(name)
+                await inner(scope, receive, send)
+
+            return app
+
+        return wrap
+
+    drive(compose([layer("outer"), layer("inner")], App()), http_scope())
+
+    assert order == ["outer", "inner"]
