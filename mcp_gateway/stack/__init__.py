@@ -23,7 +23,7 @@ def compose(layers: Sequence[Layer], app: ASGIApp) -> ASGIApp:
     return reduce(lambda inner, layer: layer(inner), reversed(layers), app)
 
 
-def mcp_endpoint(authentication: Layer = BearerAuthentication, target: ASGIApp = targets.forward) -> ASGIApp:
+def mcp_endpoint(authentication: Layer = BearerAuthentication) -> ASGIApp:
     """What Channels routes /mcp to: every check in order, then the MCP app or upstream server."""
     return compose(
         [
@@ -38,5 +38,5 @@ def mcp_endpoint(authentication: Layer = BearerAuthentication, target: ASGIApp =
             AuthenticatedSignal,  # onAuthenticated
             Nosniff,  # on the app's answers too
         ],
-        target,
+        targets.forward,
     )

@@ -10,7 +10,7 @@ from mcp_gateway.challenges import unauthorized
 from mcp_gateway.identity import SCOPE_KEY
 from mcp_gateway.verifier import TokenVerifier
 
-TOKEN_OUTSIDE_HEADER = unauthorized("invalid_request", "Send the access token in the Authorization header only", 400)
+TOKEN_OUTSIDE_HEADER = "Send the access token in the Authorization header only"
 
 
 class BearerAuthentication:
@@ -31,7 +31,7 @@ class BearerAuthentication:
             in_form = b"access_token=" in first.get("body", b"")
             receive = _replaying(first, receive)
         if in_form or "access_token" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
-            await TOKEN_OUTSIDE_HEADER.send(send)
+            await unauthorized("invalid_request", TOKEN_OUTSIDE_HEADER, 400).send(send)
             return
         presented = credentials(header(scope, b"authorization"))
         if not presented.bearer:
