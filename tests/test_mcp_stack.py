@@ -316,3 +316,16 @@ def test_layers_compose_outermost_first():
     drive(compose([layer("outer"), layer("inner")], App()), http_scope())
 
     assert order == ["outer", "inner"]
+
+
+def test_a_token_in_the_query_string_is_refused_with_the_challenge_of_the_moment(settings):
+    mcp = dataclasses.replace(settings.MUSTER_CONFIG.mcp, required_scopes=("tools:write",))
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, mcp=mcp)
+    verifier = Verifier()
+
+    sent = drive(BearerAuthentication(App(), verifier), http_scope(query=b"access_token=good"))
+
+    status, headers = start(sent)
+    assert status == 400 and body(sent)["error"] == "invalid_request"
+    assert b'scope="tools:write"' in headers[b"www-authenticate"]
+    assert verifier.asked == []
