@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from infra.config import canonical_resource
+from infra.urls import canonical_resource
 from mcp_gateway.responses import Reply
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"

@@ -11,11 +11,10 @@ from infra.config import (
     ConfigError,
     StorageConfig,
     ValkeyConfig,
-    canonical_resource,
-    is_loopback_host,
     load_config,
     reference_table,
 )
+from infra.urls import canonical_resource, is_loopback_host
 
 KEY_BYTES = bytes(range(32))
 

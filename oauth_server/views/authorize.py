@@ -10,8 +10,8 @@ from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 
 from infra import audit
-from infra.config import is_loopback_host
 from infra.errors import describe, error_page
+from infra.urls import is_loopback_host
 from oauth_server.upstream import sessions as upstream_sessions
 
 

@@ -23,9 +23,9 @@ from oauth2_provider.views.dynamic_client_registration import (
 
 from infra import audit, ratelimit
 from infra.client_ip import bucket_key, django_client_ip
-from infra.config import canonical_resource
 from infra.errors import oauth_error
 from infra.locks import LockTimeout, cache_lock
+from infra.urls import canonical_resource
 from oauth_server import throttle
 from oauth_server.models import ClientRegistration
 from oauth_server.registration import (
