@@ -1,5 +1,6 @@
 """Authorization request rules: every refusal has its error code, the right channel, and changes nothing."""
 
+import dataclasses
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -145,7 +146,7 @@ def test_localhost_matches_any_port_only_when_allowed(client, user, public_clien
     url = authorize_url(public_client.client_id, challenge, redirect_uri="http://localhost:33418/callback")
     assert client.get(url).status_code == 200
 
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ALLOW_LOCALHOST_LOOPBACK": False}
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, allow_localhost_redirect_uris=False)
 
     assert client.get(url).status_code == 400
 

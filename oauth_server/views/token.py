@@ -54,7 +54,8 @@ class TokenView(throttle.ConfidentialClientLimit, dot_views.TokenView):
             return self._token_response(body)
         response = self.authorization_flow_token_response(request)
         if response.status_code == 200:
-            refresh_grace.remember(old_token, client_id, response.content, settings.MUSTER_REFRESH_GRACE_SECONDS)
+            grace = int(settings.MUSTER_CONFIG.refresh_grace_period.total_seconds())
+            refresh_grace.remember(old_token, client_id, response.content, grace)
         return response
 
     def _may_replay(self, request: HttpRequest) -> bool:
