@@ -63,6 +63,20 @@ def _to_key(value: object) -> bytes | None:
     return _decode_key(text) if text else None
 
 
+def _to_keys(value: object) -> tuple[bytes, ...]:
+    """Keys as for `_to_key`, listed in YAML or separated by commas, spaces or newlines; never echoed."""
+    items = re.split(r"[\s,]+", value) if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("must be a list of keys or a comma-separated string")
+    keys = []
+    for number, text in enumerate((item.strip() for item in items if item.strip()), start=1):
+        try:
+            keys.append(_decode_key(text))
+        except ValueError as exc:
+            raise ValueError(f"key {number} {exc}") from None
+    return tuple(dict.fromkeys(keys))
+
+
 def _decode_key(text: str) -> bytes:
     if re.fullmatch(r"[0-9a-fA-F]{64}", text):
         return bytes.fromhex(text)
@@ -84,6 +98,7 @@ COERCE: dict[object, Callable[[object], Any]] = {
     tuple[str, ...]: _to_list,
     timedelta: _to_duration,
     bytes | None: _to_key,
+    tuple[bytes, ...]: _to_keys,
 }
 TYPE_NAMES: dict[object, str] = {
     str: "string",
@@ -93,4 +108,5 @@ TYPE_NAMES: dict[object, str] = {
     tuple[str, ...]: "list",
     timedelta: "duration",
     bytes | None: "32-byte key",
+    tuple[bytes, ...]: "32-byte keys",
 }

@@ -376,6 +376,15 @@ class Config:
             secret=True,
         ),
     )
+    previous_encryption_keys: tuple[bytes, ...] = field(
+        default=(),
+        metadata=_meta(
+            "previousEncryptionKeys",
+            "Keys encryptionKey replaced (same encoding, comma- or newline-separated): upstream tokens sealed under "
+            "them still open; new ones are sealed under encryptionKey.",
+            secret=True,
+        ),
+    )
     expose_upstream_id_token: bool = field(
         default=False,
         metadata=_meta("exposeUpstreamIdToken", "Include the upstream provider's id_token in /oauth/token responses."),
