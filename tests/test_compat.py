@@ -39,12 +39,14 @@ RELIED_ON = [
 
 
 def qualified(owner: object, name: str) -> str:
-    return f"{getattr(owner, '__module__', None) or owner.__name__}.{getattr(owner, '__qualname__', '')}.{name}"
+    if inspect.ismodule(owner):
+        return f"{owner.__name__}.{name}"
+    return f"{owner.__module__}.{owner.__qualname__}.{name}"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("owner", "name", "signature"), RELIED_ON, ids=[name for _, name, _ in RELIED_ON])
 def test_each_private_name_we_rely_on_exists_with_its_signature(owner, name, signature):
-    where = qualified(owner, name).replace("..", ".")
+    where = qualified(owner, name)
     found = getattr(owner, name, None)
     assert found is not None, f"{where} is gone in {VERSIONS}: adapt oauth_server/dot_compat.py"
     assert str(inspect.signature(found)) == signature, (
