@@ -132,7 +132,7 @@ def _oauth2_provider(config: Config) -> dict[str, Any]:
         "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
         "REFRESH_TOKEN_REUSE_PROTECTION": True,
         "ROTATE_REFRESH_TOKEN": True,
-        # Our own 60 s race grace (oauth_server.refresh_grace) works with hashed storage; DOT's needs plaintext.
+        # Our 60 s race grace (oauth_server.extensions.refresh_grace) works with hashed storage; DOT's needs plaintext.
         "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
         "ACCESS_TOKEN_EXPIRE_SECONDS": int(config.access_token_lifetime.total_seconds()),
         "REFRESH_TOKEN_EXPIRE_SECONDS": int(config.session_duration.total_seconds()),
