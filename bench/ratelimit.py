@@ -122,14 +122,7 @@ def redis_settings(prefix: str) -> override_settings:
     config = settings.MUSTER_CONFIG
     valkey = dataclasses.replace(config.storage.valkey, url=REDIS_URL, key_prefix=prefix)
     storage = dataclasses.replace(config.storage, type="valkey", valkey=valkey)
-    cache = {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": prefix,
-        "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
-        "OPTIONS": {"DB": 0},
-    }
-    return override_settings(CACHES={"default": cache}, MUSTER_CONFIG=dataclasses.replace(config, storage=storage))
+    return override_settings(MUSTER_CONFIG=dataclasses.replace(config, storage=storage))  # CACHES follows
 
 
 def redis_part(calls: int) -> None:

@@ -58,3 +58,8 @@ async def shared_add(key: str, value: str, ttl_seconds: int) -> None:
         return
     if await shared_get(key) is None:
         _local[key] = (time.monotonic() + ttl_seconds, value)
+
+
+def cache_key(key: str, key_prefix: str, version: int) -> str:
+    """The cache's KEY_FUNCTION: keys as muster lays them out, the configured prefix, then the key."""
+    return f"{key_prefix}{key}"

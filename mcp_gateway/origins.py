@@ -3,8 +3,8 @@
 from django.conf import settings
 
 from infra.asgi import Send
-from infra.config import canonical_resource
 from infra.errors import asgi_security_headers
+from infra.urls import canonical_resource
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = b"Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"

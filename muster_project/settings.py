@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from infra.config import Config, ConfigError, load_config
-from oauth_server.settings_from_config import derived_settings
+from muster_project.derived_settings import derived_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "oauth_server",
     "mcp_gateway",
+    "muster_project",  # its ready() makes the derived settings follow MUSTER_CONFIG
 ]
 
 MIDDLEWARE = [

@@ -27,13 +27,13 @@ from urllib.parse import urlsplit
 import urllib3
 from django.conf import settings
 from django.db.models.signals import post_save
-from oauth2_provider import cimd as dot_cimd
 from oauth2_provider.cimd import CIMDError, SafeMetadataFetcher
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from infra import audit, ratelimit
 from infra.client_ip import bucket_key
+from oauth_server import dot_compat
 from oauth_server.models import ClientRegistration
 from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri
 from oauth_server.upstream import outbound
@@ -102,7 +102,7 @@ def check_document(client_id: str, document: dict[str, Any]) -> dict[str, Any]:
         except RedirectURIError as error:
             raise CIMDError(f"redirect URI refused: {error}") from None
     document = negotiate_auth_method(document)
-    dot_cimd._build_application_kwargs(document)  # DOT's own checks (grant types...), so their refusals are audited
+    dot_compat.check_cimd_document(document)  # DOT's own checks (grant types...), so their refusals are audited
     return document
 
 
@@ -127,7 +127,7 @@ class PolicyFetcher(SafeMetadataFetcher):
         return document, max_age
 
     def _fetch(self, client_id: str) -> tuple[dict[str, Any], int]:
-        parsed = dot_cimd._validate_client_id_url(client_id)
+        parsed = dot_compat.cimd_client_id_url(client_id)
         if parsed.query:
             raise CIMDError("client_id URL must not contain a query component")
         hostname = parsed.hostname or ""
@@ -140,7 +140,7 @@ class PolicyFetcher(SafeMetadataFetcher):
             with outbound.pinned(
                 "GET", client_id, allow_private=allow_private, headers=accept, timeout=timeout
             ) as answer:
-                return self._read_document(answer)
+                return dot_compat.read_cimd_document(self, answer)
         except outbound.OutboundBlocked as error:
             raise CIMDBlocked(f"client_id host: {error}", "private_address") from None
         except (outbound.OutboundError, urllib3.exceptions.HTTPError) as error:

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
-from infra.config import is_loopback_host
+from infra.urls import is_loopback_host
 
 BLOCKED_SCHEMES = frozenset(
     {"javascript", "data", "file", "vbscript", "about", "ftp", "blob", "ms-appx", "ms-appx-web"}

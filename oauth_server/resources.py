@@ -2,7 +2,7 @@
 
 from oauth2_provider.settings import oauth2_settings
 
-from infra.config import canonical_resource
+from infra.urls import canonical_resource
 
 
 def mcp_resource() -> str:

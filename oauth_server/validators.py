@@ -1,4 +1,4 @@
-"""Our oauthlib request validator: DOT's, plus audience pinning, scope policy, reuse detection and expiry."""
+"""Our oauthlib request validator: DOT's, plus scope policy, reuse detection, expiry and the upstream sign-in."""
 
 import hashlib
 from datetime import timedelta
@@ -8,17 +8,16 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken, revoke_access_token
-from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
-from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from infra import audit
 from oauth_server import clients, code_reuse
+from oauth_server.dot_compat import HookedValidator
+from oauth_server.extensions.pkce import PkceAudit
 from oauth_server.families import UPSTREAM_ENDED, revoke_family
-from oauth_server.resources import mcp_resource
 from oauth_server.upstream import sessions as upstream_sessions
 
 
@@ -37,12 +36,11 @@ def _checksum(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class MusterValidator(OAuth2Validator):
-    """Every token is bound to the MCP resource; replays revoke; users and clients must stay enabled."""
+class MusterValidator(PkceAudit, HookedValidator):
+    """Replays revoke; users and clients must stay enabled; the upstream sign-in travels with code and tokens."""
 
-    def _load_application(self, client_id: str, request: Request) -> Any:
-        """DOT's lookup (CIMD-aware); a client an operator disabled is as good as unknown."""
-        client = super()._load_application(client_id, request)
+    def application_loaded(self, client: Any, request: Request) -> Any:
+        """A client an operator disabled is as good as unknown."""
         if client is not None and clients.is_disabled(client):
             request.client = None
             return None
@@ -57,15 +55,9 @@ class MusterValidator(OAuth2Validator):
         request.scopes = kept or list(self.get_default_scopes(client_id, request))
         return True
 
-    def _create_authorization_code(self, request: Request, code: dict[str, str], expires: Any = None) -> Grant:
-        request.resource = [mcp_resource()]  # every requested value was checked to be this one
-        grant = super()._create_authorization_code(request, code, expires)
+    def authorization_code_saved(self, grant: Grant, request: Request) -> None:
+        """The code takes the provider's tokens from this sign-in."""
         upstream_sessions.attach_to_grant(grant, getattr(request, "muster_upstream", None))
-        return grant
-
-    def _check_and_set_request_resource(self, request: Request) -> None:
-        """Tokens are bound to the MCP resource; `request_rules.check_token_resource` refused anything else."""
-        request.resource = [mcp_resource()]
 
     def validate_code(
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
@@ -79,18 +71,8 @@ class MusterValidator(OAuth2Validator):
             revoke_family(family, reason="authorization-code-reuse")
         return False
 
-    def get_code_challenge(self, code: str, request: Request) -> str | None:
-        """oauthlib compares the verifier next; a mismatch is a PKCE failure worth recording."""
-        challenge = super().get_code_challenge(code, request)
-        verifier = request.code_verifier
-        if challenge and verifier and not code_challenge_method_s256(verifier, challenge):
-            audit.record("pkce_failure", "failure", client_id=request.client_id, stage="token")
-        return challenge
-
-    def _create_refresh_token(
-        self, request: Request, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
-    ) -> RefreshToken:
-        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+    def refresh_token_saved(self, refresh_token: RefreshToken, request: Request) -> None:
+        """A code's exchange is remembered for reuse detection; the sign-in moves to the family; audited."""
         family = str(refresh_token.token_family)
         if request.grant_type == "authorization_code":
             code_reuse.remember_exchange(request.code, family)
@@ -99,7 +81,6 @@ class MusterValidator(OAuth2Validator):
         clients.touch(request.client)
         event = "token_issued" if request.grant_type == "authorization_code" else "token_refreshed"
         audit.record(event, user_id=request.user.pk, client_id=request.client.client_id, family=family)
-        return refresh_token
 
     def validate_refresh_token(
         self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any

@@ -37,15 +37,6 @@ PASSWORD = "correct horse battery staple"
 
 def use_redis(settings, url: str, prefix: str) -> None:
     """Put the shared cache (and so locks, limits and token caching) on a real Redis under `prefix`."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": prefix,
-            "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
-            "OPTIONS": {"DB": 0},
-        }
-    }
     valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
     storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
     settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)

@@ -1,6 +1,7 @@
 """Authorization request rules: every refusal has its error code, the right channel, and changes nothing."""
 
-from urllib.parse import parse_qs, urlsplit
+import dataclasses
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from oauth2_provider.models import Grant
@@ -145,7 +146,7 @@ def test_localhost_matches_any_port_only_when_allowed(client, user, public_clien
     url = authorize_url(public_client.client_id, challenge, redirect_uri="http://localhost:33418/callback")
     assert client.get(url).status_code == 200
 
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ALLOW_LOCALHOST_LOOPBACK": False}
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, allow_localhost_redirect_uris=False)
 
     assert client.get(url).status_code == 400
 
@@ -184,6 +185,28 @@ def test_the_mcp_resource_in_any_spelling_binds_the_grant_to_the_canonical_resou
     client.post("/oauth/authorize", {**consent_form(page), "allow": "Authorize"})
 
     assert Grant.objects.get().resource == ["http://127.0.0.1:8000/mcp"]
+
+
+@pytest.mark.django_db
+def test_every_resource_of_the_request_must_be_the_mcp_resource(client, user, public_client, challenge):
+    client.force_login(user)
+    url = authorize_url(public_client.client_id, challenge, resource="http://127.0.0.1:8000/mcp")
+
+    error = redirected_error(client.get(url + "&resource=" + quote("https://other.example/mcp", safe="")))
+
+    assert error["error"] == "invalid_target"
+    assert not Grant.objects.exists()
+
+
+@pytest.mark.django_db
+def test_every_code_is_stored_with_an_s256_challenge(client, user, public_client, challenge):
+    """oauthlib would also verify `plain`; no code ever carries it, so its verifier table needs no narrowing."""
+    client.force_login(user)
+    page = client.get(authorize_url(public_client.client_id, challenge))
+
+    client.post("/oauth/authorize", {**consent_form(page), "allow": "Authorize"})
+
+    assert Grant.objects.get().code_challenge_method == "S256"
 
 
 @pytest.mark.django_db

@@ -342,7 +342,7 @@ def test_failed_refresh_keeps_the_last_good_document(documents, browser):
 
 
 def test_cimd_disabled_means_unknown_client(documents, browser, settings):
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "CIMD_ENABLED": False}
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, enable_cimd=False)
     url = documents.publish(CLAUDE_AI, document(documents.url(CLAUDE_AI), "Claude", ["https://claude.ai/cb"]))
     assert_unknown_client(browser, url)
     assert documents.fetches(CLAUDE_AI) == 0

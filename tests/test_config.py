@@ -11,11 +11,10 @@ from infra.config import (
     ConfigError,
     StorageConfig,
     ValkeyConfig,
-    canonical_resource,
-    is_loopback_host,
     load_config,
     reference_table,
 )
+from infra.urls import canonical_resource, is_loopback_host
 
 KEY_BYTES = bytes(range(32))
 
@@ -218,6 +217,39 @@ def test_the_encryption_key_file_twin_is_decoded(tmp_path: Path) -> None:
     config = load_config({"MUSTER_ENCRYPTION_KEY": "00" * 32, "MUSTER_ENCRYPTION_KEY_FILE": str(key_file)})
 
     assert config.encryption_key == KEY_BYTES
+
+
+OTHER_KEY_BYTES = bytes(range(32, 64))
+
+
+def test_previous_encryption_keys_are_read_from_a_yaml_list(tmp_path: Path) -> None:
+    keys = [KEY_BYTES.hex(), base64.b64encode(OTHER_KEY_BYTES).decode()]
+    text = f"aggregator:\n  oauthServer:\n    previousEncryptionKeys: [{keys[0]}, '{keys[1]}']\n"
+
+    assert load_config(yaml_env(tmp_path, text)).previous_encryption_keys == (KEY_BYTES, OTHER_KEY_BYTES)
+
+
+def test_previous_encryption_keys_are_read_comma_separated_from_env() -> None:
+    env = {"MUSTER_PREVIOUS_ENCRYPTION_KEYS": f"{KEY_BYTES.hex()}, {base64.b64encode(OTHER_KEY_BYTES).decode()}"}
+
+    assert load_config(env).previous_encryption_keys == (KEY_BYTES, OTHER_KEY_BYTES)
+
+
+def test_the_previous_encryption_keys_file_twin_holds_one_key_per_line(tmp_path: Path) -> None:
+    key_file = tmp_path / "previous-keys"
+    key_file.write_text(f"{KEY_BYTES.hex()}\n{base64.urlsafe_b64encode(OTHER_KEY_BYTES).decode()}\n")
+
+    config = load_config({"MUSTER_PREVIOUS_ENCRYPTION_KEYS_FILE": str(key_file)})
+
+    assert config.previous_encryption_keys == (KEY_BYTES, OTHER_KEY_BYTES)
+
+
+def test_a_malformed_previous_encryption_key_is_an_error_naming_its_place_never_its_value() -> None:
+    err = config_error({"MUSTER_PREVIOUS_ENCRYPTION_KEYS": f"{KEY_BYTES.hex()},hunter2-not-a-key"})
+
+    assert err.key == "previousEncryptionKeys"
+    assert err.message.startswith("key 2 must be 32 bytes")
+    assert "hunter2" not in str(err)
 
 
 def test_a_yaml_file_twin_wins_over_an_env_plain_value(tmp_path: Path) -> None:

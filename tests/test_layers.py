@@ -10,8 +10,9 @@ PACKAGES = ("muster_project", "mcp_gateway", "oauth_server", "infra")
 ALLOWED = (
     ("infra", ("infra",)),
     ("oauth_server.models", ("infra",)),
+    ("oauth_server.dot_compat", ()),
     ("oauth_server.migrations", ("infra", "oauth_server.models")),
-    ("oauth_server.upstream", ("infra", "oauth_server.models", "oauth_server.upstream")),
+    ("oauth_server.upstream", ("infra", "oauth_server.models", "oauth_server.dot_compat", "oauth_server.upstream")),
     ("oauth_server", ("infra", "oauth_server")),
     ("mcp_gateway", ("infra", "oauth_server", "mcp_gateway")),
     ("muster_project", PACKAGES),

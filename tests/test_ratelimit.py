@@ -11,6 +11,7 @@ import redis
 from asgiref.sync import async_to_sync
 
 from infra import metrics, ratelimit
+from infra.config import StorageConfig
 from infra.ratelimit import Decision, TokenBucket, Window
 from tests.conftest import use_redis
 
@@ -31,7 +32,7 @@ class Clock:
 @pytest.fixture(autouse=True)
 def _fresh_limiters(settings):
     """Process memory unless a test asks for Redis, whatever this run's configuration."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "limits"}}
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=StorageConfig())  # CACHES follows
     ratelimit.reset()
     yield
     ratelimit.reset()

@@ -209,6 +209,57 @@ def test_the_mcp_resource_with_a_trailing_slash_is_accepted_at_the_token_endpoin
 
 
 @pytest.mark.django_db
+def test_every_resource_asked_for_at_the_token_endpoint_must_be_the_mcp_resource(signed_in, public_client):
+    code, verifier, _ = issue_code(signed_in, public_client.client_id)
+
+    asked = ["http://127.0.0.1:8000/mcp", "https://other.example/mcp"]
+    response = exchange(signed_in, public_client.client_id, code, verifier, resource=asked)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_target"
+    assert not AccessToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_code_bound_to_another_resource_gets_no_token(signed_in, public_client):
+    code, verifier, _ = issue_code(signed_in, public_client.client_id)
+    Grant.objects.update(resource=["https://old.example/mcp"])  # say `resourceIdentifier` changed since
+
+    response = exchange(signed_in, public_client.client_id, code, verifier)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_target"
+    assert not AccessToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refresh_token_bound_to_another_resource_gets_no_token_and_stays_unspent(
+    signed_in, public_client, tokens, caplog, audit_log
+):
+    RefreshToken.objects.update(resource=["https://old.example/mcp"])  # say `resourceIdentifier` changed since
+
+    response = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_target"
+    assert "resource_mismatch" in caplog.text
+    assert AccessToken.objects.count() == 1
+    assert RefreshToken.objects.get().revoked is None
+
+
+@pytest.mark.django_db
+def test_a_refresh_asking_for_the_mcp_resource_keeps_the_binding(signed_in, public_client, tokens):
+    response = refresh(
+        signed_in, public_client.client_id, tokens["refresh_token"], resource="HTTP://127.0.0.1:8000/mcp/"
+    )
+
+    assert response.status_code == 200
+    assert AccessToken.objects.get(token_checksum=checksum(response.json()["access_token"])).resource == [
+        "http://127.0.0.1:8000/mcp"
+    ]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "grant_type",
     ["password", "client_credentials", "implicit", "urn:ietf:params:oauth:grant-type:device_code"],

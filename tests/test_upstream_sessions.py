@@ -2,6 +2,8 @@
 
 import base64
 import dataclasses
+import json
+import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -9,6 +11,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.contrib.sessions.backends.cache import SessionStore
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -229,6 +234,113 @@ def test_pending_tokens_in_the_browser_session_are_sealed_too(upstream, public_c
     pending = browser.session[upstream_sessions.PENDING_KEY]
     assert set(pending) == {"identity", "user", "sealed", "expires_at", "until"}
     assert b"refresh_token" not in base64.b64decode(pending["sealed"])
+
+
+def test_stored_provider_tokens_open_after_a_rotation_that_lists_the_old_key(upstream, settings, public_client):
+    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, encryption_key=OLD_KEY)
+    tokens = signed_in(upstream, public_client.client_id)
+    held = upstream_sessions.tokens(session_of(tokens))
+
+    rotate(settings, NEW_KEY, OLD_KEY)
+
+    assert upstream_sessions.tokens(session_of(tokens)) == held
+
+
+# --- sealing: a format byte and key id, old values and rotation ---
+
+OLD_KEY, NEW_KEY, OTHER_KEY = b"o" * 32, b"n" * 32, b"x" * 32
+VALUES = {"refresh_token": "r-123", "id_token": "i-456"}
+
+
+def rotate(settings, key: bytes | None, *previous: bytes) -> None:
+    settings.MUSTER_CONFIG = dataclasses.replace(
+        settings.MUSTER_CONFIG, encryption_key=key, previous_encryption_keys=previous
+    )
+
+
+def sealed_before_key_ids(key: bytes, values: dict, owner: str) -> bytes:
+    """The format of earlier releases: nonce, then AES-256-GCM with the owner as associated data."""
+    nonce = os.urandom(sealing.NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, json.dumps(values).encode(), owner.encode())
+
+
+def test_a_sealed_value_names_its_format_and_key(settings):
+    rotate(settings, NEW_KEY)
+
+    blob = sealing.seal(VALUES, "owner")
+
+    assert blob[:1] == sealing.FORMAT
+    assert blob[1 : sealing.HEADER_BYTES] == sealing.key_id(NEW_KEY)
+    assert sealing.unseal(blob, "owner") == VALUES
+
+
+def test_a_sealed_value_does_not_open_for_another_owner(settings):
+    rotate(settings, NEW_KEY)
+
+    with pytest.raises(sealing.SealError):
+        sealing.unseal(sealing.seal(VALUES, "owner"), "someone else")
+
+
+@pytest.mark.parametrize("key", [NEW_KEY, None], ids=["encryptionKey", "derived from secretKey"])
+def test_a_value_sealed_before_key_ids_still_opens(settings, key):
+    rotate(settings, key)
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"muster upstream tokens v1")
+    current = key or derived.derive(settings.SECRET_KEY.encode())  # as earlier releases derived it
+
+    assert sealing.unseal(sealed_before_key_ids(current, VALUES, "owner"), "owner") == VALUES
+
+
+def test_a_value_sealed_before_key_ids_opens_even_when_its_nonce_looks_like_a_header(settings):
+    rotate(settings, NEW_KEY)
+    nonce = sealing.FORMAT + os.urandom(sealing.NONCE_BYTES - 1)
+    legacy = nonce + AESGCM(NEW_KEY).encrypt(nonce, json.dumps(VALUES).encode(), b"owner")
+
+    assert sealing.unseal(legacy, "owner") == VALUES
+
+
+def test_after_a_rotation_values_sealed_under_a_listed_old_key_open_and_new_ones_use_the_new_key(settings):
+    rotate(settings, OLD_KEY)
+    blob = sealing.seal(VALUES, "owner")
+    legacy = sealed_before_key_ids(OLD_KEY, VALUES, "owner")
+
+    rotate(settings, NEW_KEY, OLD_KEY)
+
+    assert sealing.unseal(blob, "owner") == VALUES
+    assert sealing.unseal(legacy, "owner") == VALUES
+    assert sealing.seal(VALUES, "owner")[1 : sealing.HEADER_BYTES] == sealing.key_id(NEW_KEY)
+
+
+def test_after_a_rotation_that_does_not_list_the_old_key_its_values_are_refused_by_key_id(settings):
+    rotate(settings, OLD_KEY)
+    blob = sealing.seal(VALUES, "owner")
+    legacy = sealed_before_key_ids(OLD_KEY, VALUES, "owner")
+
+    rotate(settings, NEW_KEY, OTHER_KEY)
+
+    with pytest.raises(sealing.SealError, match=f"key id {sealing.key_id(OLD_KEY).hex()}.*previousEncryptionKeys"):
+        sealing.unseal(blob, "owner")
+    with pytest.raises(sealing.SealError):
+        sealing.unseal(legacy, "owner")
+
+
+@pytest.mark.parametrize("position", [0, 1, sealing.HEADER_BYTES - 1], ids=["format", "key id", "key id end"])
+def test_an_altered_header_does_not_open(settings, position):
+    rotate(settings, NEW_KEY, OLD_KEY)
+    blob = bytearray(sealing.seal(VALUES, "owner"))
+    blob[position] ^= 1
+
+    with pytest.raises(sealing.SealError):
+        sealing.unseal(bytes(blob), "owner")
+
+
+def test_a_key_id_changed_to_another_listed_key_does_not_open(settings):
+    rotate(settings, NEW_KEY, OLD_KEY)
+    blob = sealing.seal(VALUES, "owner")
+
+    relabelled = sealing.FORMAT + sealing.key_id(OLD_KEY) + blob[sealing.HEADER_BYTES :]
+
+    with pytest.raises(sealing.SealError):
+        sealing.unseal(relabelled, "owner")
 
 
 @pytest.mark.django_db(transaction=True)  # the lookup runs on the gateway's database thread

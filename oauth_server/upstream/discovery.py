@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from infra.config import is_loopback_host
+from infra.urls import is_loopback_host
 from oauth_server.upstream import outbound
 from oauth_server.upstream.provider import UpstreamProvider, configured
 

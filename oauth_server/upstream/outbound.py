@@ -19,7 +19,8 @@ from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from django.conf import settings
-from oauth2_provider import cimd as dot_cimd
+
+from oauth_server.dot_compat import ip_is_public
 
 TIMEOUT_SECONDS = 10.0
 MAX_BODY_BYTES = 1 << 20
@@ -67,7 +68,7 @@ def resolve(hostname: str, port: int, allow_private: bool) -> list[str]:
     ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not ips:
         raise OutboundError(f"{hostname} did not resolve to any address")
-    if not allow_private and (blocked := [ip for ip in ips if not dot_cimd._ip_is_public(ip)]):
+    if not allow_private and (blocked := [ip for ip in ips if not ip_is_public(ip)]):
         raise OutboundBlocked(f"{hostname} resolves to a non-public address ({blocked[0]})")
     return ips
 

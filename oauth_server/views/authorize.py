@@ -1,32 +1,25 @@
-"""GET/POST /oauth/authorize: validation before sign-in, the consent page, and `iss` on every answer."""
+"""GET/POST /oauth/authorize: validation before sign-in, the consent page, and `iss` on every answer (RFC 9207)."""
 
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
-from oauth2_provider.settings import oauth2_settings
 
 from infra import audit
-from infra.config import is_loopback_host
 from infra.errors import describe, error_page
+from infra.urls import is_loopback_host
+from oauth_server.extensions.issuer import IssuerOnRedirects
 from oauth_server.upstream import sessions as upstream_sessions
-
-
-def with_issuer(uri: str, issuer: str) -> str:
-    """RFC 9207: exactly one `iss` parameter on an authorization response, success or error."""
-    parts = urlsplit(uri)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
-    return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
 
 
 def host_of(uri: str) -> str:
     return urlsplit(uri).hostname or uri
 
 
-class ConsentView(dot_views.AuthorizationView):
+class ConsentView(IssuerOnRedirects, dot_views.AuthorizationView):
     """DOT's authorization view with muster's rules and a consent page that shows who is asking."""
 
     template_name = "oauth_server/consent.html"
@@ -68,9 +61,6 @@ class ConsentView(dot_views.AuthorizationView):
                 self.request, oauthlib_error.error, oauthlib_error.description, oauthlib_error.status_code
             )
         return super().error_response(error, application, **kwargs)
-
-    def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
-        return super().redirect(with_issuer(redirect_to, oauth2_settings.OIDC_ISS_ENDPOINT), application)
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 
-from oauth_server.settings_from_config import OFFLINE_ACCESS
+from infra.config import OFFLINE_ACCESS
 
 
 class CacheableDiscovery:

@@ -15,18 +15,15 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.models import Application
-from oauth2_provider.views.dynamic_client_registration import (
-    DynamicClientRegistrationView,
-    _build_application_kwargs,
-    _validation_error_description,
-)
+from oauth2_provider.views.dynamic_client_registration import DynamicClientRegistrationView
 
 from infra import audit, ratelimit
 from infra.client_ip import bucket_key, django_client_ip
-from infra.config import canonical_resource
 from infra.errors import oauth_error
 from infra.locks import LockTimeout, cache_lock
+from infra.urls import canonical_resource
 from oauth_server import throttle
+from oauth_server.dot_compat import registration_application_kwargs, validation_error_description
 from oauth_server.models import ClientRegistration
 from oauth_server.registration import (
     GRANT_TYPES,
@@ -109,7 +106,7 @@ class RegisterView(DynamicClientRegistrationView):
     @staticmethod
     def _create(metadata: ClientMetadata, gate: ClientRegistration.Gate, registered_from: str) -> tuple[Any, str]:
         """DOT builds and validates the Application; we store it with its registration record, in one transaction."""
-        kwargs, error = _build_application_kwargs(
+        kwargs, error = registration_application_kwargs(
             {
                 "redirect_uris": list(metadata.redirect_uris),
                 "client_name": metadata.client_name,
@@ -126,7 +123,7 @@ class RegisterView(DynamicClientRegistrationView):
         except ValidationError as exc:
             code = "invalid_redirect_uri" if "redirect_uris" in getattr(exc, "message_dict", {}) else None
             raise RegistrationError(
-                code or "invalid_client_metadata", _validation_error_description(exc), code or "invalid_client_metadata"
+                code or "invalid_client_metadata", validation_error_description(exc), code or "invalid_client_metadata"
             ) from None
         with transaction.atomic():
             application.save()

@@ -14,7 +14,7 @@ from oauth2_provider.models import Application
 from oauthlib.oauth2 import WebApplicationClient
 
 from infra import audit
-from infra.config import is_loopback_host
+from infra.urls import is_loopback_host
 from oauth_server.models import ClientRegistration
 
 

@@ -1,4 +1,4 @@
-"""Turns the typed configuration into the Django and django-oauth-toolkit settings it governs."""
+"""The Django and django-oauth-toolkit settings the typed configuration governs, derived again whenever it changes."""
 
 import secrets
 from pathlib import Path
@@ -6,12 +6,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.conf import settings
+from django.core.signals import setting_changed
 
-from infra.config import Config
+from infra.config import OFFLINE_ACCESS, Config
 
 AUTHORIZATION_CODE_SECONDS = 60
-OFFLINE_ACCESS = "offline_access"
 REDIS_TIMEOUT_SECONDS = 1.0
+# Django opens its connections from DATABASES once: a running process cannot follow a new databaseUrl.
+FIXED_AT_START = frozenset({"DATABASES"})
 
 
 def derived_settings(config: Config, var_dir: Path) -> dict[str, Any]:
@@ -27,8 +30,37 @@ def derived_settings(config: Config, var_dir: Path) -> dict[str, Any]:
         "DATABASES": {"default": _database(config.database_url, var_dir)},
         "CACHES": {"default": _cache(config)},
         "OAUTH2_PROVIDER": _oauth2_provider(config),
-        "MUSTER_REFRESH_GRACE_SECONDS": int(config.refresh_grace_period.total_seconds()),
     }
+
+
+# What the receivers of setting_changed (Django's cache handler, DOT's oauth2_settings) last heard from us.
+_announced: dict[str, Any] = {}
+
+
+def follow_the_config(*, setting: str, enter: bool, **kwargs: Any) -> None:
+    """setting_changed receiver: when MUSTER_CONFIG changes (override_settings, pytest-django's `settings`), the
+    settings derived from it follow, on the settings in force, and their own receivers hear of it.
+
+    Entering an override, a derived setting follows where the new config derives another value from it, unless
+    something else set it since it was derived (a test's own override and the test runner's host stay). Leaving
+    one, the outer settings are as they were; receivers told of inner values are told again.
+    """
+    if setting != "MUSTER_CONFIG":
+        return
+    derived = derived_settings(settings.MUSTER_CONFIG, settings.VAR_DIR)
+    # The settings an override replaced, as override_settings keeps them.
+    outer = settings._wrapped.default_settings if enter else settings
+    before = derived_settings(outer.MUSTER_CONFIG, settings.VAR_DIR) if enter else derived
+    for name, value in derived.items():
+        if name in FIXED_AT_START:
+            continue
+        was = getattr(settings, name)
+        if value != before[name] and was == before[name]:
+            setattr(settings, name, value)
+        now = getattr(settings, name)
+        if now != _announced.get(name, was):
+            setting_changed.send(sender=type(settings._wrapped), setting=name, value=now, enter=enter)
+        _announced[name] = now
 
 
 def _kept_secret_key(var_dir: Path) -> str:
@@ -79,14 +111,9 @@ def _cache(config: Config) -> dict[str, Any]:
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": url,
         "KEY_PREFIX": valkey.key_prefix,
-        "KEY_FUNCTION": "oauth_server.settings_from_config.cache_key",
+        "KEY_FUNCTION": "infra.shared_cache.cache_key",
         "OPTIONS": options,
     }
-
-
-def cache_key(key: str, key_prefix: str, version: int) -> str:
-    """Cache keys as muster lays them out: the configured prefix, then the key."""
-    return f"{key_prefix}{key}"
 
 
 def _oauth2_provider(config: Config) -> dict[str, Any]:
@@ -105,7 +132,7 @@ def _oauth2_provider(config: Config) -> dict[str, Any]:
         "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
         "REFRESH_TOKEN_REUSE_PROTECTION": True,
         "ROTATE_REFRESH_TOKEN": True,
-        # Our own 60 s race grace (oauth_server.refresh_grace) works with hashed storage; DOT's needs plaintext.
+        # Our 60 s race grace (oauth_server.extensions.refresh_grace) works with hashed storage; DOT's needs plaintext.
         "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
         "ACCESS_TOKEN_EXPIRE_SECONDS": int(config.access_token_lifetime.total_seconds()),
         "REFRESH_TOKEN_EXPIRE_SECONDS": int(config.session_duration.total_seconds()),

@@ -1,4 +1,4 @@
-"""The refresh race grace: a rotated refresh token presented again shortly after gets the same new pair.
+"""Refresh grace (with RFC 9700 §4.14.2 rotation): a rotated refresh token presented again soon gets the same pair.
 
 Real MCP clients retry and race their refreshes; without this, the retry looks like theft and the
 family dies. The rotated response is kept in the shared cache for the grace period, keyed by the old
@@ -14,8 +14,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.core.cache import cache
-from oauth2_provider.models import RefreshToken
+from django.http import HttpRequest, HttpResponse
+from oauth2_provider.models import Application, RefreshToken
+
+from oauth_server.client_auth import ClaimedClient, claimed_client_id
 
 
 def _cache_key(old_token: str) -> str:
@@ -51,3 +55,25 @@ def replay(old_token: str, client_id: str) -> bytes | None:
     if not RefreshToken.objects.filter(token_checksum=checksum, revoked__isnull=True).exists():
         return None
     return body
+
+
+class RefreshGrace(ClaimedClient):
+    """For DOT's token view, with the refresh token's lock held: replay within the grace, else rotate and keep."""
+
+    def refresh_with_grace(self, request: HttpRequest, old_token: str) -> HttpResponse:
+        client_id = claimed_client_id(request) or ""
+        if self.may_replay(request) and (body := replay(old_token, client_id)):
+            return HttpResponse(
+                body, content_type="application/json", headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+            )
+        response = self.authorization_flow_token_response(request)  # type: ignore[attr-defined]
+        if response.status_code == 200:
+            remember(
+                old_token, client_id, response.content, int(settings.MUSTER_CONFIG.refresh_grace_period.total_seconds())
+            )
+        return response
+
+    def may_replay(self, request: HttpRequest) -> bool:
+        """Public clients prove nothing beyond their id; confidential ones must authenticate first."""
+        client_type = self.claimed_client_type(request)
+        return client_type == Application.CLIENT_PUBLIC or self.confidential_client_authenticated(request)
