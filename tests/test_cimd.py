@@ -18,9 +18,10 @@ from oauth2_provider.settings import oauth2_settings
 from infra import ratelimit
 from oauth_server import cimd
 from oauth_server.models import ClientRegistration
-from tests.conftest import authorize_url, pkce_pair
-from tests.flow import consent_form, exchange
 from tests.servers.https_documents import DocumentServer, serving_documents
+from tests.support.authorize import authorize_url
+from tests.support.flow import consent_form, exchange
+from tests.support.pkce import pkce_pair
 
 CLAUDE_CODE = "/oauth/claude-code-client-metadata"
 CLAUDE_AI = "/oauth/mcp-oauth-client-metadata"

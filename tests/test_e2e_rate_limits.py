@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.site import Site, delete_redis_keys, require_redis
+from tests.servers.site import Site
+from tests.support.services import delete_redis_keys, require_redis
 
 pytestmark = [pytest.mark.e2e]
 

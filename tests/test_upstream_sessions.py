@@ -24,9 +24,10 @@ from oauth_server.models import UpstreamSession
 from oauth_server.upstream import discovery, id_tokens, sealing
 from oauth_server.upstream import sessions as upstream_sessions
 from oauth_server.upstream.provider import configured
-from tests.flow import checksum, exchange, family_of, refresh
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.processes import free_port
+from tests.support.flow import exchange, refresh
+from tests.support.tokens import checksum, family_of
 from tests.upstream_flow import CLIENT_ID, CLIENT_SECRET, SUBJECT, upstream_code, use_provider
 
 
