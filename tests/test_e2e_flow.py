@@ -72,6 +72,7 @@ def test_full_flow_against_the_real_server(site: Site, client_id: str, http: htt
     assert replayed.json() == second
 
     # When the rotated token is replayed after the grace
+    # (inherent: the grace runs on the server's clock, in another process, so real time has to pass)
     time.sleep(max(0.0, rotated_at + GRACE_SECONDS + 1 - time.monotonic()))
     assert_invalid_grant(refresh(site.over(http), client_id, first["refresh_token"]))
     # Then the whole family is revoked: the newest refresh token fails too

@@ -167,6 +167,7 @@ def test_sdk_client_refreshes_when_the_access_token_expires(site: Site, client_i
     async def session() -> tuple[dict[str, Any], dict[str, Any]]:
         async with user.http() as http, user.connect(http) as client:
             first = structured(await client.call_tool("whoami"))
+            # (inherent: the token expires on the server's clock, in another process, so real time has to pass)
             await anyio.sleep(TOKEN_LIFETIME_SECONDS + 1)
             second = structured(await client.call_tool("whoami"))
             return first, second
@@ -234,7 +235,7 @@ def test_revocation_through_one_worker_is_refused_by_the_other_within_a_second(
     # When the client revokes through whichever worker answers
     revoked = revoke(site.over(http), client_id, tokens["refresh_token"])
     assert revoked.status_code == 200, revoked.text
-    time.sleep(1.0)
+    time.sleep(1.0)  # (inherent: the promise is "within a second", so the check comes a second later, not sooner)
 
     # Then a second later every worker refuses it
     answers = [post_mcp_on_a_new_connection(site, initialize_body(), tokens["access_token"]) for _ in range(20)]

@@ -59,6 +59,7 @@ def test_a_burst_from_one_ip_is_cut_at_the_bucket_and_other_ips_are_unaffected(s
     # another address has its own bucket
     assert passed(burst(site, 5, source="127.0.0.2")) == 5
     # and after Retry-After the first address is served again
+    # (inherent: the bucket refills on the server's clock, in another process, so real time has to pass)
     time.sleep(int(refused[-1].headers["retry-after"]))
     assert passed(burst(site, 1)) == 1
 

@@ -1,6 +1,5 @@
 """End to end with a real OIDC provider process: the SDK client signs in upstream; degraded start; two workers."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tests.servers.processes import free_port
 from tests.servers.sdk_client import SdkUser, structured
 from tests.servers.site import Site, production_site, refresh_all_at_once
 from tests.support.flow import at_provider, exchange, issue_code
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -93,12 +93,9 @@ def test_a_site_started_while_the_provider_is_down_serves_degraded_then_recovers
 
 def wait_for_health(http: httpx.Client, site: Site, status: str) -> bool:
     """Discovery retries 1 s, 2 s, 4 s … (at most 30 s apart), so recovery comes within about half a minute."""
-    until = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
-    while time.monotonic() < until:
-        if http.get(f"{site.base_url}/health").json().get("status") == status:
-            return True
-        time.sleep(0.2)
-    return False
+    return eventually(
+        lambda: http.get(f"{site.base_url}/health").json().get("status") == status, RECOVERY_TIMEOUT_SECONDS
+    )
 
 
 @pytest.mark.postgres

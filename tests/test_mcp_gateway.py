@@ -1,6 +1,5 @@
 """The /mcp gateway in process: who gets through, what every refusal looks like, and what the app receives."""
 
-import asyncio
 import dataclasses
 import json
 from datetime import timedelta
@@ -17,6 +16,7 @@ from mcp_gateway.consumer import McpConsumer
 from mcp_gateway.signals import authenticated
 from tests.support.flow import sign_in
 from tests.support.tokens import checksum
+from tests.support.waiting import eventually_async
 
 PRM = 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"'
 INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}).encode()
@@ -416,7 +416,8 @@ def test_after_a_complete_answer_the_app_may_finish_its_clean_up(tokens):
             INITIALIZE,
             [(b"authorization", bearer_for(tokens).encode()), (b"x-test-cleanup", b"1")],
         )
-        await asyncio.sleep(0.3)  # the client is gone; the app's clean-up still runs to its end
+        # the client is gone; the app's clean-up still runs to its end
+        assert await eventually_async(lambda: bool(identity_app.finished_cleanups))
 
     async_to_sync(answer_then_leave)()
 

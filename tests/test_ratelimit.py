@@ -260,7 +260,7 @@ def test_with_redis_tokens_refill_over_time(shared_redis):
     assert bucket.take("a").allowed
     assert not bucket.take("a").allowed
 
-    time.sleep(0.08)  # a token every 50 ms
+    time.sleep(0.08)  # a token every 50 ms (inherent: the script reads Redis's own clock, TIME)
 
     assert bucket.take("a").allowed
 
