@@ -36,12 +36,14 @@ run: install
 	rm -f "$${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}"/*.db  # counts of a previous run must not carry over
 	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --timeout-graceful-shutdown 5 --no-proxy-headers
 
+# The whole suite on a test database created afresh (CI runs this).
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --create-db
 
 # The inner loop: everything but the tests that start servers and browsers (e2e, browser), in well under a minute.
+# On PostgreSQL (DATABASE_URL) the test database is kept and reused between runs (no effect on SQLite in memory).
 test-fast: install
-	$(VENV)/bin/pytest -m "not e2e and not browser"
+	$(VENV)/bin/pytest --reuse-db -m "not e2e and not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

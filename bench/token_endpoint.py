@@ -23,7 +23,7 @@ from oauth2_provider import views as dot_views  # noqa: E402
 from oauth2_provider.models import Application  # noqa: E402
 
 from oauth_server.views.token import TokenView  # noqa: E402
-from tests.flow import exchange, issue_code  # noqa: E402
+from tests.support.flow import exchange, issue_code  # noqa: E402
 
 
 def rotation_chain(view: Callable, client_id: str, refresh_token: str, rounds: int) -> float:

@@ -30,8 +30,9 @@ from oauth_server.models import UpstreamSession  # noqa: E402
 from oauth_server.upstream import discovery, id_tokens, sealing  # noqa: E402
 from oauth_server.upstream.provider import configured  # noqa: E402
 from oauth_server.views.token import TokenView  # noqa: E402
-from tests.flow import exchange, family_of, issue_code  # noqa: E402
 from tests.servers.oidc_provider import OidcProvider  # noqa: E402
+from tests.support.flow import exchange, issue_code  # noqa: E402
+from tests.support.tokens import family_of  # noqa: E402
 from tests.upstream_flow import upstream_code, use_provider  # noqa: E402
 
 

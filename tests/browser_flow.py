@@ -5,9 +5,11 @@ import secrets
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.conftest import pkce_pair
 from tests.servers.loopback_app import LoopbackApp
-from tests.servers.site import Site, authorize_path, exchange_code
+from tests.servers.site import Site
+from tests.support.authorize import authorize_url
+from tests.support.flow import exchange
+from tests.support.pkce import pkce_pair
 
 
 def sign_in(page: Page, username: str, password: str) -> None:
@@ -20,7 +22,7 @@ def sign_in(page: Page, username: str, password: str) -> None:
 def start_authorization(page: Page, base_url: str, client_id: str, redirect_uri: str, state: str) -> str:
     """The app opens the browser at its authorization request (PKCE S256); returns the app's code verifier."""
     verifier, challenge = pkce_pair()
-    page.goto(base_url + authorize_path(client_id, challenge, state, redirect_uri))
+    page.goto(base_url + authorize_url(client_id, challenge, state=state, redirect_uri=redirect_uri))
     return verifier
 
 
@@ -33,6 +35,6 @@ def connect_app(page: Page, site: Site, client_id: str, app: LoopbackApp, userna
     page.get_by_role("button", name="Allow").click()
     expect(page.get_by_text("You can close this window")).to_be_visible()
     with httpx.Client() as http:
-        answer = exchange_code(http, site, client_id, app.last().one("code"), verifier, app.redirect_uri)
+        answer = exchange(site.over(http), client_id, app.last().one("code"), verifier, redirect_uri=app.redirect_uri)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())

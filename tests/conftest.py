@@ -1,8 +1,5 @@
-"""Shared fixtures: a clean shared cache, users, clients, PKCE pairs and authorize-URL builders."""
+"""Shared fixtures: a clean shared cache, users, clients, servers and a browser (helpers are in tests/support)."""
 
-import base64
-import dataclasses
-import hashlib
 import logging
 import os
 import secrets
@@ -10,11 +7,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
 import httpx
 import pytest
-from django.core.cache import cache
 from oauth2_provider.models import Application
 from playwright.sync_api import Browser, Page
 
@@ -24,30 +19,16 @@ from tests.servers.browser import TIMEOUT_MS, chromium
 from tests.servers.loopback_app import LoopbackApp, loopback_app
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.redis_process import own_redis as own_redis_server
+from tests.support.authorize import REDIRECT_URI
+from tests.support.cache import clear_shared_cache, use_redis
+from tests.support.services import delete_redis_keys, require_redis, unique_prefix
+from tests.support.users import PASSWORD
 
 if TYPE_CHECKING:
     from tests.servers.site import Site
 
 # Metrics written by tests go to a throw-away directory, never to the site's var/prometheus.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muster-test-metrics-"))
-
-REDIRECT_URI = "http://127.0.0.1/callback"
-PASSWORD = "correct horse battery staple"
-
-
-def use_redis(settings, url: str, prefix: str) -> None:
-    """Put the shared cache (and so locks, limits and token caching) on a real Redis under `prefix`."""
-    valkey = dataclasses.replace(settings.MUSTER_CONFIG.storage.valkey, url=url, key_prefix=prefix)
-    storage = dataclasses.replace(settings.MUSTER_CONFIG.storage, type="valkey", valkey=valkey)
-    settings.MUSTER_CONFIG = dataclasses.replace(settings.MUSTER_CONFIG, storage=storage)
-
-
-def clear_shared_cache() -> None:
-    """Empty the cache between tests; on Redis only our key prefix, never the whole database."""
-    if hasattr(cache, "delete_pattern"):
-        cache.delete_pattern("*")
-    else:
-        cache.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -110,25 +91,15 @@ def confidential_client(db) -> tuple[Application, str]:
     return client, secret
 
 
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def authorize_url(client_id: str, challenge: str, **overrides: str | None) -> str:
-    """A valid authorization request; pass a value of None to leave a parameter out."""
-    params: dict[str, str | None] = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "state": secrets.token_urlsafe(24),
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "scope": "mcp",
-    }
-    params.update(overrides)
-    return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+@pytest.fixture
+def shared_redis(settings) -> Iterator[tuple[str, str]]:
+    """The shared cache on the Redis REDIS_URL names, under a key prefix of this test's own (deleted after; skipped
+    without that Redis, failed on CI): (its URL, the prefix)."""
+    url = require_redis()
+    prefix = unique_prefix("test")
+    use_redis(settings, url, prefix)
+    yield url, prefix
+    delete_redis_keys(url, prefix)
 
 
 @pytest.fixture
@@ -148,7 +119,7 @@ def oidc_provider() -> Iterator[OidcProvider]:
 @pytest.fixture
 def upstream(settings, oidc_provider, db) -> Iterator[OidcProvider]:
     """The site signs users in at the real provider (`provider: oidc`), discovered and with clean controls."""
-    from tests.upstream_flow import use_provider  # it imports this module
+    from tests.upstream_flow import use_provider
 
     oidc_provider.reset()
     use_provider(settings, oidc_provider)
@@ -171,7 +142,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Site"]:
     """The real site under uvicorn, on SQLite with local accounts, one per test module that asks for it (a module
     that needs another shape defines its own `site`)."""
-    from tests.servers.site import Site  # it imports this module
+    from tests.servers.site import Site
 
     with Site(tmp_path_factory.mktemp("site")) as running:
         yield running

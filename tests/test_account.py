@@ -8,7 +8,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from oauth2_provider.models import AccessToken, RefreshToken
 
-from tests.flow import checksum, family_of, sign_in
+from tests.support.flow import sign_in
+from tests.support.tokens import checksum, family_of
 
 ACCOUNT = "/account"
 DISCONNECT = "/account/disconnect"

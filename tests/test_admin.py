@@ -13,8 +13,9 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken, set_t
 
 from oauth_server.families import revoke_family
 from oauth_server.models import TokenFamily
-from tests.conftest import REDIRECT_URI
-from tests.flow import checksum, exchange, family_of, issue_code, refresh, sign_in
+from tests.support.authorize import REDIRECT_URI
+from tests.support.flow import exchange, issue_code, refresh, sign_in
+from tests.support.tokens import checksum, family_of
 
 FAMILIES_URL = "/admin/oauth_server/tokenfamily/"
 CLIENTS_URL = "/admin/oauth2_provider/application/"
@@ -361,7 +362,8 @@ def test_disabling_a_client_stops_its_tokens_and_new_authorizations(admin_client
     assert not AccessToken.objects.filter(application=public_client).exists()
     assert refresh(Client(), public_client.client_id, tokens["refresh_token"]).status_code in (400, 401)
     client.force_login(user)
-    from tests.conftest import authorize_url, pkce_pair
+    from tests.support.authorize import authorize_url
+    from tests.support.pkce import pkce_pair
 
     refused = client.get(authorize_url(public_client.client_id, pkce_pair()[1]))
     assert refused.status_code == 400

@@ -6,8 +6,10 @@ import pytest
 from django.core.cache import cache
 
 from infra import audit
-from tests.conftest import authorize_url, pkce_pair
-from tests.flow import basic, checksum, exchange, issue_code, refresh
+from tests.support.authorize import authorize_url
+from tests.support.flow import basic, exchange, issue_code, refresh
+from tests.support.pkce import pkce_pair
+from tests.support.tokens import checksum
 
 
 def read(caplog) -> list[dict]:
@@ -21,7 +23,9 @@ def test_a_flow_and_a_reuse_attack_are_audited_without_any_secret(client, user, 
 
     code, verifier, _ = issue_code(client, app.client_id)
     first = exchange(client, app.client_id, code, verifier, client_secret=secret).json()
-    second = refresh(client, app.client_id, first["refresh_token"], HTTP_AUTHORIZATION=basic(app.client_id, secret))
+    second = refresh(
+        client, app.client_id, first["refresh_token"], headers={"Authorization": basic(app.client_id, secret)}
+    )
     exchange(client, app.client_id, code, verifier, client_secret=secret)  # the code, replayed
     cache.delete("refresh-grace:" + checksum(first["refresh_token"]))  # the grace has passed
     refresh(client, app.client_id, first["refresh_token"], client_secret=secret)  # a stolen, rotated token

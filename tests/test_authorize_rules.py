@@ -6,8 +6,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from oauth2_provider.models import Grant
 
-from tests.conftest import authorize_url, pkce_pair
-from tests.flow import consent_form
+from tests.support.authorize import authorize_url
+from tests.support.flow import consent_form
+from tests.support.pkce import pkce_pair
 
 ISSUER = "http://127.0.0.1:8000"
 

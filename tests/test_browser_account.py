@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 
 from tests.browser_flow import connect_app, sign_in
 from tests.servers.loopback_app import LoopbackApp
-from tests.servers.site import Site, refresh
+from tests.servers.site import Site
+from tests.support.flow import refresh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -42,7 +43,7 @@ def connect_both(page: Page, site: Site, clients: dict[str, str], app: LoopbackA
 
 def still_connected(site: Site, client_id: str, refresh_token: str) -> bool:
     with httpx.Client() as http:
-        answer = refresh(http, site, client_id, refresh_token)
+        answer = refresh(site.over(http), client_id, refresh_token)
     assert answer.status_code in (200, 400), answer.text
     return answer.status_code == 200
 

@@ -8,7 +8,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_flow import connect_app
 from tests.servers.loopback_app import LoopbackApp
-from tests.servers.site import Site, refresh
+from tests.servers.site import Site
+from tests.support.flow import refresh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -78,5 +79,5 @@ def test_an_operator_revokes_a_token_family_and_the_app_can_no_longer_refresh(
 
     expect(operator.locator(".messagelist")).to_contain_text("Revoked 1 token families.")
     with httpx.Client() as http:
-        answer = refresh(http, site, client_id, refresh_token)
+        answer = refresh(site.over(http), client_id, refresh_token)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text

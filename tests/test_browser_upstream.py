@@ -10,7 +10,8 @@ from playwright.sync_api import Page, expect
 from tests.browser_flow import start_authorization
 from tests.servers.loopback_app import LoopbackApp
 from tests.servers.oidc_provider import OidcProvider
-from tests.servers.site import Site, exchange_code
+from tests.servers.site import Site
+from tests.support.flow import exchange
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -56,7 +57,7 @@ def test_a_person_signs_in_at_the_provider_allows_here_and_the_app_gets_a_workin
     expect(page.get_by_text("You can close this window")).to_be_visible()
     arrival = app.last()
     assert arrival.one("state") == state and arrival.one("iss") == site.base_url
-    tokens = exchange_code(http, site, client_id, arrival.one("code"), verifier, app.redirect_uri)
+    tokens = exchange(site.over(http), client_id, arrival.one("code"), verifier, redirect_uri=app.redirect_uri)
     assert tokens.status_code == 200, tokens.text
 
 

@@ -4,7 +4,6 @@ complete authorize → token; every refused document leaves an unknown client (4
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -18,9 +17,11 @@ from oauth2_provider.settings import oauth2_settings
 from infra import ratelimit
 from oauth_server import cimd
 from oauth_server.models import ClientRegistration
-from tests.conftest import authorize_url, pkce_pair
-from tests.flow import consent_form, exchange
 from tests.servers.https_documents import DocumentServer, serving_documents
+from tests.support.authorize import authorize_url
+from tests.support.clock import local_cache_clock
+from tests.support.flow import consent_form, exchange
+from tests.support.pkce import pkce_pair
 
 CLAUDE_CODE = "/oauth/claude-code-client-metadata"
 CLAUDE_AI = "/oauth/mcp-oauth-client-metadata"
@@ -299,17 +300,20 @@ def test_per_host_fetch_limit(documents, browser, settings, audit_events):
     assert named(audit_events, "cimd_blocked")[-1]["reason"] == "rate_limited"
 
 
-def test_failure_is_backed_off_not_cached_as_success(documents, browser, settings):
+def test_failure_is_backed_off_not_cached_as_success(documents, browser, settings, monkeypatch):
     """A refused document is not stored; its URL is not fetched again until the backoff passes (DOT's rule)."""
     assert oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS == 300
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "CIMD_FAILURE_BACKOFF_SECONDS": 1}
+    clock = local_cache_clock(settings, monkeypatch)  # the backoff is a cache entry that times out
     url = documents.url(CLAUDE_AI)
     documents.publish(CLAUDE_AI, document(url, "", ["https://claude.ai/api/mcp/auth_callback"]))
     assert_unknown_client(browser, url)
     documents.publish(CLAUDE_AI, document(url, "Claude", ["https://claude.ai/api/mcp/auth_callback"]))
     assert_unknown_client(browser, url)  # fixed, but still backed off
     assert documents.fetches(CLAUDE_AI) == 1
-    time.sleep(1.2)
+    clock.advance(290)
+    assert_unknown_client(browser, url)  # shortly before the five minutes are over
+    assert documents.fetches(CLAUDE_AI) == 1
+    clock.advance(10)
     authorize_and_exchange(browser, url, "https://claude.ai/api/mcp/auth_callback")
     assert documents.fetches(CLAUDE_AI) == 2
     assert_cimd_public_client(url)

@@ -18,8 +18,9 @@ from django.core.management.base import CommandError
 from django.test import Client
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
-from tests.conftest import REDIRECT_URI
-from tests.flow import basic, checksum, consent_form, exchange, family_of, issue_code, refresh, sign_in
+from tests.support.authorize import REDIRECT_URI
+from tests.support.flow import basic, consent_form, exchange, issue_code, refresh, sign_in
+from tests.support.tokens import checksum, family_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,7 +173,7 @@ def test_confidential_client_from_createclient_gets_tokens_with_client_secret_ba
 
     auth = basic(client.client_id, secret)
 
-    answer = exchange(browser, client.client_id, code, verifier, HTTP_AUTHORIZATION=auth)
+    answer = exchange(browser, client.client_id, code, verifier, headers={"Authorization": auth})
 
     assert answer.status_code == 200, answer.content
     assert RefreshToken.objects.filter(application=client).count() == 1
@@ -185,7 +186,7 @@ def test_confidential_client_with_a_wrong_secret_gets_invalid_client_and_no_toke
 
     post = exchange(browser, client.client_id, code, verifier, client_secret=secret + "x")
     basic_answer = exchange(
-        browser, client.client_id, code, verifier, HTTP_AUTHORIZATION=basic(client.client_id, "wrong" + secret)
+        browser, client.client_id, code, verifier, headers={"Authorization": basic(client.client_id, "wrong" + secret)}
     )
 
     for answer in (post, basic_answer):

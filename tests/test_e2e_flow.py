@@ -10,18 +10,8 @@ import httpx
 import pytest
 
 from tests.servers.processes import PROJECT_DIR, free_port
-from tests.servers.site import (
-    Site,
-    exchange_code,
-    manage_command,
-    refresh,
-    refresh_all_at_once,
-    revoke,
-    sign_in_and_authorize,
-    signed_in_tokens,
-    site_env,
-    uvicorn_command,
-)
+from tests.servers.site import Site, manage_command, refresh_all_at_once, signed_in_tokens, site_env, uvicorn_command
+from tests.support.flow import exchange, issue_code, refresh, revoke, with_password
 
 pytestmark = [pytest.mark.e2e]
 
@@ -53,12 +43,12 @@ def test_full_flow_against_the_real_server(site: Site, client_id: str, http: htt
     # Given a pre-registered public client and a browser that signs in locally and allows
     state = secrets.token_urlsafe(32)
     user, password = site.username, site.password
-    code, verifier, query = sign_in_and_authorize(http, site, client_id, user, password, state=state)
+    code, verifier, query = issue_code(site.over(http), client_id, login=with_password(user, password), state=state)
     assert query["state"] == [state]
     assert query["iss"] == [site.base_url]
 
     # When the client exchanges the code
-    issued = exchange_code(http, site, client_id, code, verifier)
+    issued = exchange(site.over(http), client_id, code, verifier)
     assert issued.status_code == 200, issued.text
     assert_no_store(issued)
     first = issued.json()
@@ -68,7 +58,7 @@ def test_full_flow_against_the_real_server(site: Site, client_id: str, http: htt
     assert first["access_token"] and first["refresh_token"]
 
     # Then a refresh rotates the pair
-    rotated = refresh(http, site, client_id, first["refresh_token"])
+    rotated = refresh(site.over(http), client_id, first["refresh_token"])
     rotated_at = time.monotonic()
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()
@@ -76,24 +66,25 @@ def test_full_flow_against_the_real_server(site: Site, client_id: str, http: htt
     assert second["access_token"] != first["access_token"]
 
     # and replaying the rotated token within the grace gets exactly the same new pair
-    replayed = refresh(http, site, client_id, first["refresh_token"])
+    replayed = refresh(site.over(http), client_id, first["refresh_token"])
     assert replayed.status_code == 200, replayed.text
     assert time.monotonic() - rotated_at < GRACE_SECONDS, "the replay came too late to test the grace"
     assert replayed.json() == second
 
     # When the rotated token is replayed after the grace
+    # (inherent: the grace runs on the server's clock, in another process, so real time has to pass)
     time.sleep(max(0.0, rotated_at + GRACE_SECONDS + 1 - time.monotonic()))
-    assert_invalid_grant(refresh(http, site, client_id, first["refresh_token"]))
+    assert_invalid_grant(refresh(site.over(http), client_id, first["refresh_token"]))
     # Then the whole family is revoked: the newest refresh token fails too
-    assert_invalid_grant(refresh(http, site, client_id, second["refresh_token"]))
+    assert_invalid_grant(refresh(site.over(http), client_id, second["refresh_token"]))
 
     # Given a fresh sign-in and its tokens
     third = signed_in_tokens(site, client_id)
     # When the client revokes its refresh token
-    revoked = revoke(http, site, client_id, third["refresh_token"])
+    revoked = revoke(site.over(http), client_id, third["refresh_token"])
     assert revoked.status_code == 200, revoked.text
     # Then it no longer refreshes
-    assert_invalid_grant(refresh(http, site, client_id, third["refresh_token"]))
+    assert_invalid_grant(refresh(site.over(http), client_id, third["refresh_token"]))
 
 
 def test_twenty_concurrent_refreshes_rotate_once(site: Site, client_id: str, http: httpx.Client) -> None:
@@ -118,7 +109,7 @@ def test_twenty_concurrent_refreshes_rotate_once(site: Site, client_id: str, htt
     # and the token was rotated exactly once: the family holds the first token and one successor
     assert site.family_size(refresh_token) == 2
     # and that successor is live: it rotates once more, normally
-    onward = refresh(http, site, client_id, refresh_token)
+    onward = refresh(site.over(http), client_id, refresh_token)
     assert onward.status_code == 200, onward.text
     assert onward.json()["refresh_token"] not in (first["refresh_token"], refresh_token)
     assert site.family_size(onward.json()["refresh_token"]) == 3
@@ -150,7 +141,7 @@ def test_oversized_bodies_are_refused_with_413(site: Site, client_id: str, http:
 
     # And a normal request still works afterwards
     tokens = signed_in_tokens(site, client_id)
-    assert refresh(http, site, client_id, tokens["refresh_token"]).status_code == 200
+    assert refresh(site.over(http), client_id, tokens["refresh_token"]).status_code == 200
 
 
 def test_discovery_documents_over_http(site: Site, client_id: str, http: httpx.Client) -> None:
@@ -173,8 +164,8 @@ def test_discovery_documents_over_http(site: Site, client_id: str, http: httpx.C
 
     # Token endpoint answers are never cached, successes and failures alike
     tokens = signed_in_tokens(site, client_id)
-    assert_no_store(refresh(http, site, client_id, tokens["refresh_token"]))
-    failed = refresh(http, site, client_id, "not-a-refresh-token")
+    assert_no_store(refresh(site.over(http), client_id, tokens["refresh_token"]))
+    failed = refresh(site.over(http), client_id, "not-a-refresh-token")
     assert_invalid_grant(failed)
     assert_no_store(failed)
 

@@ -18,14 +18,8 @@ import httpx
 import pytest
 
 from tests.servers.sdk_client import SdkUser, structured, texts
-from tests.servers.site import (
-    Site,
-    exchange_code,
-    production_site,
-    revoke,
-    sign_in_and_authorize,
-    signed_in_tokens,
-)
+from tests.servers.site import Site, production_site, signed_in_tokens
+from tests.support.flow import exchange, issue_code, revoke, with_password
 
 pytestmark = [pytest.mark.e2e]
 
@@ -173,6 +167,7 @@ def test_sdk_client_refreshes_when_the_access_token_expires(site: Site, client_i
     async def session() -> tuple[dict[str, Any], dict[str, Any]]:
         async with user.http() as http, user.connect(http) as client:
             first = structured(await client.call_tool("whoami"))
+            # (inherent: the token expires on the server's clock, in another process, so real time has to pass)
             await anyio.sleep(TOKEN_LIFETIME_SECONDS + 1)
             second = structured(await client.call_tool("whoami"))
             return first, second
@@ -205,7 +200,7 @@ def test_a_revoked_token_is_refused_at_mcp(site: Site, client_id: str, http: htt
     assert opened.status_code == 200, describe(opened)
 
     # When the client revokes its refresh token (and with it the sign-in)
-    revoked = revoke(http, site, client_id, tokens["refresh_token"])
+    revoked = revoke(site.over(http), client_id, tokens["refresh_token"])
     assert revoked.status_code == 200, revoked.text
 
     # Then within a second the same bearer is refused with a challenge pointing at the resource metadata
@@ -238,9 +233,9 @@ def test_revocation_through_one_worker_is_refused_by_the_other_within_a_second(
     assert [answer.status_code for answer in answers] == [200] * 20, [describe(a) for a in answers if a.is_error]
 
     # When the client revokes through whichever worker answers
-    revoked = revoke(http, site, client_id, tokens["refresh_token"])
+    revoked = revoke(site.over(http), client_id, tokens["refresh_token"])
     assert revoked.status_code == 200, revoked.text
-    time.sleep(1.0)
+    time.sleep(1.0)  # (inherent: the promise is "within a second", so the check comes a second later, not sooner)
 
     # Then a second later every worker refuses it
     answers = [post_mcp_on_a_new_connection(site, initialize_body(), tokens["access_token"]) for _ in range(20)]
@@ -275,8 +270,8 @@ def test_a_session_opened_by_one_user_is_not_found_for_another(session_site: Sit
     )
     alice_tokens = signed_in_tokens(site, client_id)
     with httpx.Client(follow_redirects=False, timeout=30.0) as bob_browser:
-        code, verifier, _ = sign_in_and_authorize(bob_browser, site, client_id, bob, bob_password)
-        issued = exchange_code(bob_browser, site, client_id, code, verifier)
+        code, verifier, _ = issue_code(site.over(bob_browser), client_id, login=with_password(bob, bob_password))
+        issued = exchange(site.over(bob_browser), client_id, code, verifier)
     assert issued.status_code == 200, issued.text
     bob_tokens = issued.json()
 

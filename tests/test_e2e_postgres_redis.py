@@ -6,16 +6,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.servers.site import (
-    Site,
-    exchange_code,
-    production_site,
-    refresh,
-    refresh_all_at_once,
-    revoke,
-    sign_in_and_authorize,
-    signed_in_tokens,
-)
+from tests.servers.site import Site, production_site, refresh_all_at_once, signed_in_tokens
+from tests.support.flow import exchange, issue_code, refresh, revoke, with_password
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -49,7 +41,7 @@ def test_twenty_concurrent_refreshes_rotate_once_across_two_workers(
 
     # and the token was rotated exactly once; its successor is live and rotates normally
     assert site.family_size(refresh_token) == 2
-    onward = refresh(http, site, client_id, refresh_token)
+    onward = refresh(site.over(http), client_id, refresh_token)
     assert onward.status_code == 200, onward.text
     assert site.family_size(onward.json()["refresh_token"]) == 3
 
@@ -58,28 +50,28 @@ def test_full_flow_across_two_workers(site: Site, client_id: str, http: httpx.Cl
     # Given a browser that signs in and allows (its session lives in the shared database and cache)
     state = secrets.token_urlsafe(32)
     user, password = site.username, site.password
-    code, verifier, query = sign_in_and_authorize(http, site, client_id, user, password, state=state)
+    code, verifier, query = issue_code(site.over(http), client_id, login=with_password(user, password), state=state)
     assert query["state"] == [state]
     assert query["iss"] == [site.base_url]
 
     # When the client exchanges the code and refreshes
-    issued = exchange_code(http, site, client_id, code, verifier)
+    issued = exchange(site.over(http), client_id, code, verifier)
     assert issued.status_code == 200, issued.text
     first = issued.json()
     assert first["expires_in"] == 1800
-    rotated = refresh(http, site, client_id, first["refresh_token"])
+    rotated = refresh(site.over(http), client_id, first["refresh_token"])
     assert rotated.status_code == 200, rotated.text
 
     # Then a replay within the grace gets the same pair, whichever worker answers it
     for _ in range(4):
         with httpx.Client(follow_redirects=False, timeout=30.0) as new_connection:
-            replayed = refresh(new_connection, site, client_id, first["refresh_token"])
+            replayed = refresh(site.over(new_connection), client_id, first["refresh_token"])
         assert replayed.status_code == 200, replayed.text
         assert replayed.json() == rotated.json()
 
     # When the client revokes its newest refresh token, the family is gone
-    assert revoke(http, site, client_id, rotated.json()["refresh_token"]).status_code == 200
+    assert revoke(site.over(http), client_id, rotated.json()["refresh_token"]).status_code == 200
     for token in (rotated.json()["refresh_token"], first["refresh_token"]):
-        answer = refresh(http, site, client_id, token)
+        answer = refresh(site.over(http), client_id, token)
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"] == "invalid_grant"

@@ -1,6 +1,5 @@
 """End to end with a real OIDC provider process: the SDK client signs in upstream; degraded start; two workers."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,9 @@ from tests.servers.asgi_process import serving
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.processes import free_port
 from tests.servers.sdk_client import SdkUser, structured
-from tests.servers.site import (
-    Site,
-    exchange_code,
-    production_site,
-    refresh_all_at_once,
-    sign_in_and_authorize,
-)
+from tests.servers.site import Site, production_site, refresh_all_at_once
+from tests.support.flow import at_provider, exchange, issue_code
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -90,20 +85,17 @@ def test_a_site_started_while_the_provider_is_down_serves_degraded_then_recovers
             metadata = http.get(f"{site.base_url}/.well-known/oauth-authorization-server")
             assert metadata.status_code == 200
             client_id = site.create_public_client()
-            code, verifier, _ = sign_in_and_authorize(
-                http, site, client_id, "", "", provider_sign_in=lambda url: provider.sign_in(url, SUBJECT)
+            code, verifier, _ = issue_code(
+                site.over(http), client_id, login=at_provider(lambda url: provider.sign_in(url, SUBJECT))
             )
-            assert exchange_code(http, site, client_id, code, verifier).status_code == 200
+            assert exchange(site.over(http), client_id, code, verifier).status_code == 200
 
 
 def wait_for_health(http: httpx.Client, site: Site, status: str) -> bool:
     """Discovery retries 1 s, 2 s, 4 s … (at most 30 s apart), so recovery comes within about half a minute."""
-    until = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
-    while time.monotonic() < until:
-        if http.get(f"{site.base_url}/health").json().get("status") == status:
-            return True
-        time.sleep(0.2)
-    return False
+    return eventually(
+        lambda: http.get(f"{site.base_url}/health").json().get("status") == status, RECOVERY_TIMEOUT_SECONDS
+    )
 
 
 @pytest.mark.postgres
@@ -113,10 +105,10 @@ def test_concurrent_refreshes_across_two_workers_refresh_at_the_provider_once(
 ) -> None:
     with production_site(tmp_path, extra_env=provider_env(provider.issuer)) as site:
         client_id = site.create_public_client()
-        code, verifier, _ = sign_in_and_authorize(
-            http, site, client_id, "", "", provider_sign_in=lambda url: provider.sign_in(url, SUBJECT)
+        code, verifier, _ = issue_code(
+            site.over(http), client_id, login=at_provider(lambda url: provider.sign_in(url, SUBJECT))
         )
-        first = exchange_code(http, site, client_id, code, verifier).json()
+        first = exchange(site.over(http), client_id, code, verifier).json()
         site.manage(
             "shell",
             "--no-imports",
@@ -142,10 +134,10 @@ def test_the_upstream_id_token_travels_to_an_upstream_mcp_server_with_forward_id
         env["MUSTER_MCP_UPSTREAM_URL"] = f"{upstream}/mcp"
         with Site(tmp_path, extra_env=env) as site:
             client_id = site.create_public_client()
-            code, verifier, _ = sign_in_and_authorize(
-                http, site, client_id, "", "", provider_sign_in=lambda url: provider.sign_in(url, SUBJECT)
+            code, verifier, _ = issue_code(
+                site.over(http), client_id, login=at_provider(lambda url: provider.sign_in(url, SUBJECT))
             )
-            token = exchange_code(http, site, client_id, code, verifier).json()["access_token"]
+            token = exchange(site.over(http), client_id, code, verifier).json()["access_token"]
             echoed = http.post(
                 f"{site.base_url}/mcp",
                 content=b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}',

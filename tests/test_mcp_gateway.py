@@ -1,6 +1,5 @@
 """The /mcp gateway in process: who gets through, what every refusal looks like, and what the app receives."""
 
-import asyncio
 import dataclasses
 import json
 from datetime import timedelta
@@ -15,8 +14,9 @@ from infra import shared_cache
 from mcp_gateway import bearer, sessions, targets
 from mcp_gateway.signals import authenticated
 from mcp_gateway.stack import mcp_endpoint
-from tests.conftest import use_redis
-from tests.flow import checksum, sign_in
+from tests.support.flow import sign_in
+from tests.support.tokens import checksum
+from tests.support.waiting import eventually_async
 
 PRM = 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"'
 INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}).encode()
@@ -375,21 +375,9 @@ def test_an_mcp_app_that_cannot_be_imported_is_reported_by_the_checks(settings):
     assert "mcp.app" in errors[0].msg
 
 
-@pytest.fixture
-def redis_cache(settings):
-    """The shared cache on a real Redis, whatever this run's configuration (skips, or fails under CI, without one)."""
-    from tests.servers.site import delete_redis_keys, require_redis
-
-    url = require_redis()
-    prefix = "gateway-test:"
-    use_redis(settings, url, prefix)
-    yield
-    delete_redis_keys(url, prefix)
-
-
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_a_revocation_tombstone_in_redis_wins_over_a_concurrent_lookup(redis_cache, user, public_client):
+def test_a_revocation_tombstone_in_redis_wins_over_a_concurrent_lookup(shared_redis, user, public_client):
     tokens = sign_in(user, public_client.client_id)
     assert call(authorization=bearer_for(tokens))["status"] == 200
 
@@ -404,7 +392,7 @@ def test_a_revocation_tombstone_in_redis_wins_over_a_concurrent_lookup(redis_cac
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_with_redis_a_revoked_token_is_refused_and_sessions_stay_bound(redis_cache, user, bob, public_client):
+def test_with_redis_a_revoked_token_is_refused_and_sessions_stay_bound(shared_redis, user, bob, public_client):
     alice_tokens = sign_in(user, public_client.client_id)
     bob_tokens = sign_in(bob, public_client.client_id)
     session_id = call(authorization=bearer_for(alice_tokens))["headers"]["mcp-session-id"]
@@ -428,7 +416,8 @@ def test_after_a_complete_answer_the_app_may_finish_its_clean_up(tokens):
             INITIALIZE,
             [(b"authorization", bearer_for(tokens).encode()), (b"x-test-cleanup", b"1")],
         )
-        await asyncio.sleep(0.3)  # the client is gone; the app's clean-up still runs to its end
+        # the client is gone; the app's clean-up still runs to its end
+        assert await eventually_async(lambda: bool(identity_app.finished_cleanups))
 
     async_to_sync(answer_then_leave)()
 

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra import metrics
 from infra.request_metrics import endpoint_name
-from tests.flow import exchange, issue_code
 from tests.servers.site import Site
+from tests.support.flow import exchange, issue_code
 
 # This process must not write into the project's var/prometheus (a running `make run` would report our counts).
 # The variable is read on the first recording, after collection, so setting it here is early enough.

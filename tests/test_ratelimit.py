@@ -2,7 +2,6 @@
 
 import dataclasses
 import logging
-import secrets
 import socket
 import time
 
@@ -13,7 +12,7 @@ from asgiref.sync import async_to_sync
 from infra import metrics, ratelimit
 from infra.config import StorageConfig
 from infra.ratelimit import Decision, TokenBucket, Window
-from tests.conftest import use_redis
+from tests.support.cache import use_redis
 
 
 class Clock:
@@ -234,20 +233,8 @@ def test_security_log_lines_are_limited_per_user_client_and_event(settings, refu
 # --- in a real Redis/Valkey, shared by every worker ---
 
 
-@pytest.fixture
-def redis_storage(settings):
-    """Valkey storage on the local Redis under a key prefix of this test's own; returns (url, prefix)."""
-    from tests.servers.site import delete_redis_keys, require_redis
-
-    url = require_redis()
-    prefix = f"ratelimit-test-{secrets.token_hex(4)}:"
-    use_redis(settings, url, prefix)
-    yield url, prefix
-    delete_redis_keys(url, prefix)
-
-
 @pytest.mark.redis
-def test_with_redis_a_burst_is_allowed_then_refused_with_a_retry_after_of_at_least_one_second(redis_storage, refusals):
+def test_with_redis_a_burst_is_allowed_then_refused_with_a_retry_after_of_at_least_one_second(shared_redis, refusals):
     bucket = TokenBucket("test", rate=0.5, burst=3)
 
     decisions = _take_all(bucket, "a", 4)
@@ -259,7 +246,7 @@ def test_with_redis_a_burst_is_allowed_then_refused_with_a_retry_after_of_at_lea
 
 
 @pytest.mark.redis
-def test_with_redis_two_workers_share_one_bucket(redis_storage):
+def test_with_redis_two_workers_share_one_bucket(shared_redis):
     worker_1, worker_2 = TokenBucket("test", rate=1, burst=2), TokenBucket("test", rate=1, burst=2)
 
     assert worker_1.take("a").allowed
@@ -269,19 +256,19 @@ def test_with_redis_two_workers_share_one_bucket(redis_storage):
 
 
 @pytest.mark.redis
-def test_with_redis_tokens_refill_over_time(redis_storage):
+def test_with_redis_tokens_refill_over_time(shared_redis):
     bucket = TokenBucket("test", rate=20, burst=1)
     assert bucket.take("a").allowed
     assert not bucket.take("a").allowed
 
-    time.sleep(0.08)  # a token every 50 ms
+    time.sleep(0.08)  # a token every 50 ms (inherent: the script reads Redis's own clock, TIME)
 
     assert bucket.take("a").allowed
 
 
 @pytest.mark.redis
-def test_with_redis_keys_are_independent_and_vanish_once_idle(redis_storage):
-    url, prefix = redis_storage
+def test_with_redis_keys_are_independent_and_vanish_once_idle(shared_redis):
+    url, prefix = shared_redis
     bucket = TokenBucket("test", rate=10, burst=1)
     assert bucket.take("a").allowed
     assert not bucket.take("a").allowed
@@ -293,7 +280,7 @@ def test_with_redis_keys_are_independent_and_vanish_once_idle(redis_storage):
 
 
 @pytest.mark.redis
-def test_with_redis_atake_shares_the_bucket_of_take(redis_storage):
+def test_with_redis_atake_shares_the_bucket_of_take(shared_redis):
     bucket = TokenBucket("test", rate=0.5, burst=2)
 
     assert bucket.take("a").allowed
@@ -303,8 +290,8 @@ def test_with_redis_atake_shares_the_bucket_of_take(redis_storage):
 
 
 @pytest.mark.redis
-def test_with_redis_a_window_refuses_with_the_seconds_until_it_resets(redis_storage, refusals):
-    url, prefix = redis_storage
+def test_with_redis_a_window_refuses_with_the_seconds_until_it_resets(shared_redis, refusals):
+    url, prefix = shared_redis
     worker_1, worker_2 = Window("registration", 2, 3600), Window("registration", 2, 3600)
 
     assert worker_1.take("ip").allowed
@@ -320,7 +307,7 @@ def test_with_redis_a_window_refuses_with_the_seconds_until_it_resets(redis_stor
 
 
 @pytest.mark.redis
-def test_with_redis_the_site_limiters_share_counts_across_rebuilt_objects(redis_storage, settings):
+def test_with_redis_the_site_limiters_share_counts_across_rebuilt_objects(shared_redis, settings):
     _configure(settings, ip_rate=1, ip_burst=2)
     ratelimit.per_ip().take("198.51.100.9")
     ratelimit.per_ip().take("198.51.100.9")

@@ -18,7 +18,7 @@ from tests.fixtures.clients import (
     CURSOR_REDIRECT_URI,
     VSCODE_DCR,
 )
-from tests.flow import basic, exchange, issue_code
+from tests.support.flow import basic, exchange, issue_code
 
 BASE = "http://127.0.0.1:8000"
 REGISTER = "/oauth/register"
@@ -333,7 +333,11 @@ def test_a_client_that_names_no_auth_method_is_confidential_with_client_secret_b
     client.force_login(user)
     code, verifier, _ = issue_code(client, body["client_id"], redirect_uri=LOOPBACK)
     answer = exchange(
-        client, body["client_id"], code, verifier, HTTP_AUTHORIZATION=basic(body["client_id"], body["client_secret"])
+        client,
+        body["client_id"],
+        code,
+        verifier,
+        headers={"Authorization": basic(body["client_id"], body["client_secret"])},
     )
     assert answer.status_code == 200, answer.content
 

@@ -3,7 +3,8 @@
 import pytest
 from oauth2_provider.models import AccessToken, RefreshToken
 
-from tests.flow import checksum, exchange, issue_code, refresh
+from tests.support.flow import exchange, issue_code, refresh, revoke
+from tests.support.tokens import checksum
 
 
 @pytest.fixture
@@ -13,10 +14,6 @@ def session(client, user, public_client) -> dict:
     code, verifier, _ = issue_code(client, public_client.client_id)
     first = exchange(client, public_client.client_id, code, verifier).json()
     return refresh(client, public_client.client_id, first["refresh_token"]).json()
-
-
-def revoke(client, client_id: str, token: str, **extra: str):
-    return client.post("/oauth/revoke", {"token": token, "client_id": client_id, **extra})
 
 
 @pytest.mark.django_db

@@ -6,8 +6,10 @@ import pytest
 from django.test import Client
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 
-from tests.conftest import PASSWORD, authorize_url, pkce_pair
-from tests.flow import consent_form
+from tests.support.authorize import authorize_url
+from tests.support.flow import consent_form
+from tests.support.pkce import pkce_pair
+from tests.support.users import PASSWORD
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",

@@ -8,7 +8,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 
-from tests.flow import basic, checksum, exchange, issue_code, refresh
+from tests.support.flow import basic, exchange, issue_code, refresh
+from tests.support.tokens import checksum
 
 GRANT_FAILED = "The authorization code or refresh token is invalid, expired or revoked."
 
@@ -136,7 +137,7 @@ def test_basic_user_different_from_form_client_id_is_invalid_client(signed_in, p
     code, verifier, _ = issue_code(signed_in, public_client.client_id)
 
     response = exchange(
-        signed_in, public_client.client_id, code, verifier, HTTP_AUTHORIZATION=basic(other.client_id, secret)
+        signed_in, public_client.client_id, code, verifier, headers={"Authorization": basic(other.client_id, secret)}
     )
 
     assert response.status_code == 401
@@ -150,7 +151,7 @@ def test_confidential_client_authenticates_with_basic_or_post(signed_in, confide
     app, secret = confidential_client
     code, verifier, _ = issue_code(signed_in, app.client_id)
     extra = (
-        {"HTTP_AUTHORIZATION": basic(app.client_id, secret)}
+        {"headers": {"Authorization": basic(app.client_id, secret)}}
         if how == "client_secret_basic"
         else {"client_secret": secret}
     )

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -28,9 +27,11 @@ from oauth_server.models import UpstreamSession
 from oauth_server.upstream import discovery, id_tokens, sealing
 from oauth_server.upstream import sessions as upstream_sessions
 from oauth_server.upstream.provider import configured
-from tests.flow import checksum, exchange, family_of, refresh
 from tests.servers.oidc_provider import OidcProvider
 from tests.servers.processes import free_port
+from tests.support.flow import exchange, refresh
+from tests.support.tokens import checksum, family_of
+from tests.support.waiting import eventually, threads_finished
 from tests.upstream_flow import CLIENT_ID, CLIENT_SECRET, SUBJECT, upstream_code, use_provider
 
 
@@ -393,15 +394,6 @@ def test_after_a_provider_refresh_mcp_apps_get_the_new_id_token_at_once(upstream
     assert async_to_sync(again.id_token)() == "renewed.id.token"
 
 
-def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_ending_a_sign_in_here_revokes_its_refresh_token_at_the_provider(
     upstream, public_client, django_capture_on_commit_callbacks
 ):
@@ -430,7 +422,7 @@ def test_a_sign_in_the_provider_ended_is_not_revoked_there_again(
     with django_capture_on_commit_callbacks(execute=True):
         refresh(Client(), public_client.client_id, tokens["refresh_token"])
 
-    time.sleep(0.3)
+    assert threads_finished("upstream-revocation")  # whatever was started in the background has run
     assert upstream.revocations() == []
 
 

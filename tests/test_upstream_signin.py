@@ -15,7 +15,8 @@ from oauth_server.models import UpstreamIdentity, UpstreamSession
 from oauth_server.upstream import discovery
 from oauth_server.upstream.provider import MAX_GROUPS
 from oauth_server.upstream.sessions import PENDING_KEY
-from tests.flow import exchange, family_of
+from tests.support.flow import exchange
+from tests.support.tokens import family_of
 from tests.upstream_flow import (
     CLIENT_ID,
     SUBJECT,

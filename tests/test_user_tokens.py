@@ -3,7 +3,7 @@
 import pytest
 from oauth2_provider.models import AccessToken, RefreshToken
 
-from tests.flow import sign_in
+from tests.support.flow import sign_in
 
 PRM = 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"'
 

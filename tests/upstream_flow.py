@@ -8,9 +8,10 @@ from django.test import Client
 
 from infra.config import DexConfig, OidcConfig
 from oauth_server.upstream import discovery
-from tests.conftest import authorize_url, pkce_pair
-from tests.flow import consent_form
 from tests.servers.oidc_provider import OidcProvider
+from tests.support.authorize import authorize_url
+from tests.support.flow import allow
+from tests.support.pkce import pkce_pair
 
 CLIENT_ID = "muster-at-the-provider"
 CLIENT_SECRET = "provider-client-secret-for-tests"
@@ -62,9 +63,5 @@ def upstream_code(
     verifier, provider_url = to_provider(browser, client_id)
     back = back_from_provider(browser, provider, provider_url, sub)
     assert back.status_code == 302 and back["Location"].startswith("/oauth/authorize?"), back.content
-    page = browser.get(back["Location"])
-    assert page.status_code == 200, page.content
-    answer = browser.post("/oauth/authorize", {**consent_form(page), "allow": "Authorize"})
-    assert answer.status_code == 302, answer.content
-    query = query_of(answer["Location"])
+    query = query_of(allow(browser, back["Location"]))
     return query["code"], verifier, query

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -15,7 +15,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from pydantic import AnyUrl
 
 from tests.servers.processes import free_port
-from tests.servers.site import Site, page_form, sign_in_upstream
+from tests.servers.site import Site
+from tests.support.flow import Transport, allow, at_provider, with_password
 
 SDK_TIMEOUT_SECONDS = 60.0
 
@@ -71,36 +72,19 @@ class HeadlessBrowser:
 
     def _authorize(self, url: str) -> AuthorizationCodeResult:
         """GET authorize -> sign in (if asked) -> consent -> the redirect to the client, as a browser would."""
-        answer = self.http.get(url)
-        if answer.status_code == 302:
-            login_url = urljoin(url, answer.headers["location"])
-            assert urlsplit(login_url).path == "/oauth/login", f"authorize sent the browser to {login_url}"
-            url = self._sign_in(login_url)
-            self.sign_ins += 1
-            assert urlsplit(url).path == "/oauth/authorize", f"sign-in returned to {url}, not to authorize"
-            answer = self.http.get(url)
-        consent = page_form(answer, "consent")
-        assert ("allow", "Authorize") in consent["buttons"], consent
-        decided = self.http.post(
-            urljoin(url, consent.get("action", "")), data={**consent["inputs"], "allow": "Authorize"}
-        )
-        assert decided.status_code == 302, f"consent answered {decided.status_code}: {decided.text[:500]}"
-        location = decided.headers["location"]
+        location = allow(self.site.over(self.http), url, self._sign_in)
         assert _without_port(location) == _without_port(self.redirect_uri), location
         assert urlsplit(location).port == urlsplit(self.redirect_uri).port, location
         query = {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
         assert "code" in query, f"no code in {location}"
         return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
 
-    def _sign_in(self, login_url: str) -> str:
+    def _sign_in(self, transport: Transport, login_url: str) -> str:
         """Locally with the site's user, or at the identity provider; returns where the browser lands."""
+        self.sign_ins += 1
         if self.provider_sign_in is not None:
-            return sign_in_upstream(self.http, login_url, self.provider_sign_in)
-        login = page_form(self.http.get(login_url), "sign-in")
-        fields = {**login["inputs"], "username": self.site.username, "password": self.site.password}
-        signed_in = self.http.post(urljoin(login_url, login.get("action", "")), data=fields)
-        assert signed_in.status_code == 302, f"sign-in failed: {signed_in.status_code} {signed_in.text[:500]}"
-        return urljoin(login_url, signed_in.headers["location"])
+            return at_provider(self.provider_sign_in)(transport, login_url)
+        return with_password(self.site.username, self.site.password)(transport, login_url)
 
 
 class SdkUser:

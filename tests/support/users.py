@@ -1,0 +1,3 @@
+"""The password of the test user `alice` the `user` fixture creates."""
+
+PASSWORD = "correct horse battery staple"
