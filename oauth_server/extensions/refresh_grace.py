@@ -68,9 +68,8 @@ class RefreshGrace(ClaimedClient):
             )
         response = self.authorization_flow_token_response(request)  # type: ignore[attr-defined]
         if response.status_code == 200:
-            remember(
-                old_token, client_id, response.content, int(settings.MUSTER_CONFIG.refresh_grace_period.total_seconds())
-            )
+            grace = int(settings.MUSTER_CONFIG.refresh_grace_period.total_seconds())
+            remember(old_token, client_id, response.content, grace)
         return response
 
     def may_replay(self, request: HttpRequest) -> bool:
