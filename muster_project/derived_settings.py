@@ -156,11 +156,11 @@ def _oauth2_provider(config: Config) -> dict[str, Any]:
         "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
         "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
         "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
-        # /oauth/register applies muster's gates itself (oauth_server.registration) and never issues
+        # /oauth/register applies muster's gates itself (oauth_server.clients.registration) and never issues
         # registration access tokens; DOT's permission classes are not consulted and stay fail-closed.
         "DCR_ENABLED": True,
         "CIMD_ENABLED": config.enable_cimd,
-        "CIMD_METADATA_FETCHER": "oauth_server.cimd.PolicyFetcher",
+        "CIMD_METADATA_FETCHER": "oauth_server.clients.cimd.PolicyFetcher",
         "CIMD_METADATA_MAX_AGE_SECONDS": 3600,  # muster caps a document's max-age at one hour
         "CIMD_FAILURE_BACKOFF_SECONDS": 300,  # muster remembers a failed document for five minutes
         "APPLICATION_ADMIN_CLASS": "oauth_server.admin.ClientAdmin",

@@ -86,7 +86,7 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
-    "oauth_server.hashers.ClientSecretHasher",
+    "oauth_server.clients.secret_hasher.ClientSecretHasher",
 ]
 
 # DOT's models, named explicitly so our migrations can refer to them (never swapped).

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
 from oauth_server import families
-from oauth_server.clients import delete_client, disable_client
+from oauth_server.clients.lifecycle import delete_client, disable_client
 from oauth_server.families import revoke_family
 from oauth_server.models import ClientRegistration, TokenFamily, UpstreamIdentity
 from oauth_server.upstream import sessions as upstream_sessions

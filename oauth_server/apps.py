@@ -10,4 +10,5 @@ class OAuthServerConfig(AppConfig):
     def ready(self) -> None:
         # checks registers the configuration check; cimd records the registrations of CIMD clients;
         # session_audit writes the sign-out audit lines.
-        from oauth_server import checks, cimd, session_audit  # noqa: F401
+        from oauth_server import checks, session_audit  # noqa: F401
+        from oauth_server.clients import cimd  # noqa: F401

@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from oauth_server.cimd import log_development_switches
+from oauth_server.clients.cimd import log_development_switches
 from oauth_server.upstream.provider import configured
 
 log = logging.getLogger("muster.startup")

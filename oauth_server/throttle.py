@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from infra import audit, errors, ratelimit
 from infra.client_ip import bucket_key
-from oauth_server.client_auth import ClaimedClient, claimed_client_id
+from oauth_server.clients.authentication import ClaimedClient, claimed_client_id
 
 LIMITED_PATHS = ("/oauth/", "/.well-known/", "/user-tokens", "/account")
 

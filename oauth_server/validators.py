@@ -14,7 +14,8 @@ from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 
 from infra import audit
-from oauth_server import clients, code_reuse
+from oauth_server import code_reuse
+from oauth_server.clients import lifecycle
 from oauth_server.dot_compat import HookedValidator
 from oauth_server.extensions.pkce import PkceAudit
 from oauth_server.families import UPSTREAM_ENDED, revoke_family
@@ -41,7 +42,7 @@ class MusterValidator(PkceAudit, HookedValidator):
 
     def application_loaded(self, client: Any, request: Request) -> Any:
         """A client an operator disabled is as good as unknown."""
-        if client is not None and clients.is_disabled(client):
+        if client is not None and lifecycle.is_disabled(client):
             request.client = None
             return None
         return client
@@ -78,7 +79,7 @@ class MusterValidator(PkceAudit, HookedValidator):
             code_reuse.remember_exchange(request.code, family)
             if (session := getattr(request, "upstream_session", None)) is not None:
                 upstream_sessions.bind_family(session, refresh_token.token_family)
-        clients.touch(request.client)
+        lifecycle.touch(request.client)
         event = "token_issued" if request.grant_type == "authorization_code" else "token_refreshed"
         audit.record(event, user_id=request.user.pk, client_id=request.client.client_id, family=family)
 

@@ -15,7 +15,7 @@ from oauth2_provider.models import Application
 from oauth2_provider.settings import oauth2_settings
 
 from infra import ratelimit
-from oauth_server import cimd
+from oauth_server.clients import cimd
 from oauth_server.models import ClientRegistration
 from tests.servers.https_documents import DocumentServer, serving_documents
 from tests.support.authorize import authorize_url

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider.models import Application, RefreshToken
 
-from oauth_server.client_auth import ClaimedClient, claimed_client_id
+from oauth_server.clients.authentication import ClaimedClient, claimed_client_id
 
 
 def _cache_key(old_token: str) -> str:

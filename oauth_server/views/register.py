@@ -23,9 +23,7 @@ from infra.errors import oauth_error
 from infra.locks import LockTimeout, cache_lock
 from infra.urls import canonical_resource
 from oauth_server import throttle
-from oauth_server.dot_compat import registration_application_kwargs, validation_error_description
-from oauth_server.models import ClientRegistration
-from oauth_server.registration import (
+from oauth_server.clients.registration import (
     GRANT_TYPES,
     RESPONSE_TYPES,
     ClientMetadata,
@@ -34,6 +32,8 @@ from oauth_server.registration import (
     parse_body,
     registration_gate,
 )
+from oauth_server.dot_compat import registration_application_kwargs, validation_error_description
+from oauth_server.models import ClientRegistration
 
 STORED_CLIENTS_RETRY_AFTER = 3600
 CORS_ALLOW_METHODS = "POST, OPTIONS"

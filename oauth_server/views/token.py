@@ -9,7 +9,7 @@ from oauth2_provider import views as dot_views
 from infra.errors import completed_error, oauth_error
 from infra.locks import LockTimeout, cache_lock
 from oauth_server import throttle
-from oauth_server.client_auth import conflicting_client_ids
+from oauth_server.clients.authentication import conflicting_client_ids
 from oauth_server.extensions.refresh_grace import RefreshGrace
 
 GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_token"}

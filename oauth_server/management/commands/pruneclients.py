@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
-from oauth_server.clients import delete_client
+from oauth_server.clients.lifecycle import delete_client
 
 
 class Command(BaseCommand):

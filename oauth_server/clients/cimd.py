@@ -34,8 +34,8 @@ from oauth2_provider.settings import oauth2_settings
 from infra import audit, ratelimit
 from infra.client_ip import bucket_key
 from oauth_server import dot_compat
+from oauth_server.clients.redirect_uris import RedirectURIError, check_redirect_uri
 from oauth_server.models import ClientRegistration
-from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri
 from oauth_server.upstream import outbound
 
 log = logging.getLogger("muster.cimd")

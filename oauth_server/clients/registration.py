@@ -12,8 +12,8 @@ from typing import Any
 from oauth2_provider.utils import parse_bearer_token
 
 from infra.config import Config
+from oauth_server.clients.redirect_uris import RedirectURIError, check_redirect_uri, normalised
 from oauth_server.models import ClientRegistration
-from oauth_server.redirect_uris import RedirectURIError, check_redirect_uri, normalised
 
 Gate = ClientRegistration.Gate
 
