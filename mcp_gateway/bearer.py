@@ -7,6 +7,7 @@ most half a second, so every worker refuses a revoked token within a second. No 
 credential: the id_token is read only when asked for (`Identity.id_token`).
 """
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -32,6 +33,7 @@ SHARED_SECONDS = 60
 MISS_SECONDS = 5
 LOCAL_MAX_ENTRIES = 10_000
 _local: dict[str, tuple[float, Identity | None]] = {}
+_in_flight: dict[str, "asyncio.Task[tuple[str, Identity | None]]"] = {}
 
 
 def checksum(token: str) -> str:
@@ -53,7 +55,7 @@ class AccessTokenVerifier:
         if (hit := _local.get(token_checksum)) and hit[0] > now:
             metrics.token_validation("local", time.perf_counter() - started)
             return _unexpired(hit[1])
-        source, identity = await _shared_or_database(token_checksum)
+        source, identity = await _looked_up(token_checksum)
         if len(_local) >= LOCAL_MAX_ENTRIES:
             for stale in [key for key, (until, _) in _local.items() if until <= now]:
                 del _local[stale]
@@ -68,6 +70,22 @@ access_tokens = AccessTokenVerifier()  # shared by /mcp and /user-tokens
 
 def _unexpired(identity: Identity | None) -> Identity | None:
     return identity if identity is not None and identity.expires > datetime.now(UTC) else None
+
+
+async def _looked_up(token_checksum: str) -> tuple[str, Identity | None]:
+    """One lookup per token at a time in this process: the requests that miss together share it.
+
+    Without this, every request in flight when the in-process entry expires reads Redis or the database
+    itself. The lookup is shielded, so a caller that goes away does not cancel it for the others.
+    """
+    task = _in_flight.get(token_checksum)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        task = asyncio.ensure_future(_shared_or_database(token_checksum))
+        _in_flight[token_checksum] = task
+        task.add_done_callback(
+            lambda done: _in_flight.pop(token_checksum, None) if _in_flight.get(token_checksum) is done else None
+        )
+    return await asyncio.shield(task)
 
 
 async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None]:
@@ -146,6 +164,7 @@ def invalidate(token_checksums: list[str]) -> None:
     """Forget revoked tokens at once: here, and in the shared cache that every worker reads."""
     for token_checksum in token_checksums:
         _local.pop(token_checksum, None)
+        _in_flight.pop(token_checksum, None)  # a lookup begun before the revocation is not shared any more
     redis = sync_redis()
     if redis is None or not token_checksums:
         return

@@ -1,11 +1,12 @@
 """The /mcp gateway in process: who gets through, what every refusal looks like, and what the app receives."""
 
+import asyncio
 import dataclasses
 import json
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken
@@ -427,3 +428,47 @@ def test_after_a_complete_answer_the_app_may_finish_its_clean_up(tokens):
 @pytest.mark.django_db(transaction=True)
 def test_the_apps_answers_carry_nosniff_too(tokens):
     assert call(authorization=bearer_for(tokens))["headers"]["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_that_miss_the_cache_together_share_one_lookup(tokens, monkeypatch):
+    lookups = []
+    look_up = bearer._shared_or_database
+
+    async def counted(token_checksum: str):
+        lookups.append(token_checksum)
+        return await look_up(token_checksum)
+
+    monkeypatch.setattr(bearer, "_shared_or_database", counted)
+
+    async def ten_at_once():
+        return await asyncio.gather(*(bearer.access_tokens.verify(tokens["access_token"]) for _ in range(10)))
+
+    identities = async_to_sync(ten_at_once)()
+
+    assert len(lookups) == 1
+    assert {identity.subject for identity in identities} == {"alice"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_begun_before_a_revocation_is_not_shared_after_it(tokens, monkeypatch):
+    lookups = []
+    look_up = bearer._shared_or_database
+
+    async def counted(token_checksum: str):
+        lookups.append(token_checksum)
+        return await look_up(token_checksum)
+
+    monkeypatch.setattr(bearer, "_shared_or_database", counted)
+    family = RefreshToken.objects.get().token_family
+
+    async def revoked_while_looking_up():
+        first = asyncio.ensure_future(bearer.access_tokens.verify(tokens["access_token"]))
+        await asyncio.sleep(0)  # the first lookup has begun
+        await sync_to_async(RefreshToken.revoke_family)(family)
+        return await asyncio.gather(first, bearer.access_tokens.verify(tokens["access_token"]))
+
+    _, after = async_to_sync(revoked_while_looking_up)()
+
+    assert after is None
+    assert len(lookups) == 2
