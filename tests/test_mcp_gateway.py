@@ -430,17 +430,22 @@ def test_the_apps_answers_carry_nosniff_too(tokens):
     assert call(authorization=bearer_for(tokens))["headers"]["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_requests_that_miss_the_cache_together_share_one_lookup(tokens, monkeypatch):
-    lookups = []
+@pytest.fixture
+def lookups(monkeypatch) -> list[str]:
+    """The checksums of the tokens looked up past the in-process cache, one entry per lookup."""
+    seen: list[str] = []
     look_up = bearer._shared_or_database
 
     async def counted(token_checksum: str):
-        lookups.append(token_checksum)
+        seen.append(token_checksum)
         return await look_up(token_checksum)
 
     monkeypatch.setattr(bearer, "_shared_or_database", counted)
+    return seen
 
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_that_miss_the_cache_together_share_one_lookup(tokens, lookups):
     async def ten_at_once():
         return await asyncio.gather(*(bearer.access_tokens.verify(tokens["access_token"]) for _ in range(10)))
 
@@ -451,15 +456,7 @@ def test_requests_that_miss_the_cache_together_share_one_lookup(tokens, monkeypa
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_lookup_begun_before_a_revocation_is_not_shared_after_it(tokens, monkeypatch):
-    lookups = []
-    look_up = bearer._shared_or_database
-
-    async def counted(token_checksum: str):
-        lookups.append(token_checksum)
-        return await look_up(token_checksum)
-
-    monkeypatch.setattr(bearer, "_shared_or_database", counted)
+def test_a_lookup_begun_before_a_revocation_is_not_shared_after_it(tokens, lookups):
     family = RefreshToken.objects.get().token_family
 
     async def revoked_while_looking_up():
