@@ -18,6 +18,7 @@ from oauth_server import code_reuse
 from oauth_server.clients import lifecycle
 from oauth_server.dot_compat import HookedValidator
 from oauth_server.extensions.pkce import PkceAudit
+from oauth_server.extensions.resource_indicators import ResourceAudit
 from oauth_server.families import UPSTREAM_ENDED, revoke_family
 from oauth_server.upstream import sessions as upstream_sessions
 
@@ -37,7 +38,7 @@ def _checksum(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class MusterValidator(PkceAudit, HookedValidator):
+class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
     """Replays revoke; users and clients must stay enabled; the upstream sign-in travels with code and tokens."""
 
     def application_loaded(self, client: Any, request: Request) -> Any:

@@ -222,7 +222,7 @@ def test_every_resource_asked_for_at_the_token_endpoint_must_be_the_mcp_resource
 
 
 @pytest.mark.django_db
-def test_a_code_bound_to_another_resource_gets_no_token(signed_in, public_client):
+def test_a_code_bound_to_another_resource_gets_no_token(signed_in, public_client, caplog, audit_log):
     code, verifier, _ = issue_code(signed_in, public_client.client_id)
     Grant.objects.update(resource=["https://old.example/mcp"])  # say `resourceIdentifier` changed since
 
@@ -230,6 +230,8 @@ def test_a_code_bound_to_another_resource_gets_no_token(signed_in, public_client
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_target"
+    assert response["Cache-Control"] == "no-store"
+    assert "resource_mismatch" in caplog.text
     assert not AccessToken.objects.exists()
 
 

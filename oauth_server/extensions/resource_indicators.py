@@ -5,11 +5,13 @@ and nothing else (§2, `invalid_target`). Each endpoint checks once what it was 
 the canonical resource: DOT stores `request.resource` on the code (authorization endpoint) and on the tokens
 (token endpoint). A refresh token must itself be bound to the MCP resource (it outlives a change of
 `resourceIdentifier`); DOT loaded it for us. A code, which DOT does not load onto the request, is held to its
-binding by DOT's own resource step when the tokens are saved (`invalid_target` too).
+binding by DOT's own resource step when the tokens are saved (`invalid_target` too, audited by `ResourceAudit`).
 """
 
 from collections.abc import Callable
+from typing import Any
 
+from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 from oauthlib.oauth2 import WebApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
@@ -51,6 +53,18 @@ def binder(stage: str, asked: Callable[[Request], list[str]]) -> Callable[[Reque
         return {}
 
     return bind_to_mcp_resource
+
+
+class ResourceAudit(OAuth2Validator):
+    """A code bound to another resource, refused by DOT as the tokens are saved, is audited like every mismatch."""
+
+    def save_bearer_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().save_bearer_token(token, request, *args, **kwargs)
+        except errors.OAuth2Error as error:
+            if error.error == InvalidTargetError.error:
+                audit.record("resource_mismatch", "failure", client_id=request.client_id, stage="token")
+            raise
 
 
 def register(server: WebApplicationServer) -> None:
