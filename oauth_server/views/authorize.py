@@ -10,7 +10,7 @@ from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 
 from infra import audit
 from infra.errors import describe, error_page
-from infra.urls import is_loopback_host
+from oauth_server.clients.redirect_uris import all_loopback
 from oauth_server.extensions.issuer import IssuerOnRedirects
 from oauth_server.upstream import sessions as upstream_sessions
 
@@ -82,6 +82,6 @@ class ConsentView(IssuerOnRedirects, dot_views.AuthorizationView):
         context.update(
             client_host=host_of(application.client_id) if "://" in application.client_id else "",
             redirect_host=host_of(kwargs["redirect_uri"]),
-            localhost_only=bool(registered) and all(is_loopback_host(host_of(uri)) for uri in registered),
+            localhost_only=all_loopback(registered),
         )
         return context
