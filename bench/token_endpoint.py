@@ -1,8 +1,8 @@
 """Benchmark of /oauth/token: refresh rotation through our view against DOT's stock view, and secret hashing.
 
 Run: .venv/bin/python bench/token_endpoint.py [rounds]. Uses a throw-away SQLite database and the
-in-memory cache (set REDIS_URL to measure the Redis-backed lock and grace instead). Prints figures
-and ratios; it asserts nothing.
+in-memory cache (set REDIS_URL to measure the Redis-backed lock instead; the grace copy is in the
+database). Prints figures and ratios; it asserts nothing.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""Our models: token families as rows (a proxy over DOT's refresh tokens) and how each client was registered."""
+"""Our models: token families (a proxy over DOT's refresh tokens), client registrations, refresh grace copies."""
 
 from django.conf import settings
 from django.db import models
@@ -100,3 +100,15 @@ class UpstreamSession(models.Model):
 
     def __str__(self) -> str:
         return f"upstream session of {self.identity}"
+
+
+class RefreshGraceCopy(models.Model):
+    """A rotated refresh's response, sealed under the old token: written in the rotation's own transaction."""
+
+    old_token_checksum = models.CharField(max_length=64, primary_key=True)
+    client_id = models.CharField(max_length=255)
+    sealed = models.BinaryField()
+    expires = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"grace copy of refresh token {self.old_token_checksum[:8]}…"

@@ -1,10 +1,12 @@
 """Our oauthlib request validator: DOT's, plus scope policy, reuse detection, expiry and the upstream sign-in."""
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken, revoke_access_token
@@ -17,6 +19,7 @@ from infra import audit
 from oauth_server import code_reuse
 from oauth_server.clients import lifecycle
 from oauth_server.dot_compat import HookedValidator
+from oauth_server.extensions import refresh_grace
 from oauth_server.extensions.pkce import PkceAudit
 from oauth_server.extensions.resource_indicators import ResourceAudit
 from oauth_server.families import UPSTREAM_ENDED, revoke_family
@@ -36,6 +39,11 @@ class ProviderUnavailable(TemporarilyUnavailableError):
 
 def _checksum(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _family_alive(family: Any) -> bool:
+    """A family still holding a live refresh token: one already revoked is not revoked (nor counted) again."""
+    return RefreshToken.objects.filter(token_family=family, revoked__isnull=True).exists()
 
 
 class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
@@ -105,7 +113,8 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
                     client_id=getattr(client, "client_id", None),
                     family=str(token.token_family),
                 )
-                revoke_family(token.token_family, reason="refresh-token-reuse")
+                if _family_alive(token.token_family):
+                    revoke_family(token.token_family, reason="refresh-token-reuse")
             return False
         if token.application_id != getattr(client, "pk", None):
             audit.record("client_binding_mismatch", "failure", user_id=token.user_id, client_id=client.client_id)
@@ -133,12 +142,15 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
         return True
 
     def save_bearer_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> Any:
-        """`exposeUpstreamIdToken`: the provider's id_token rides along in our token response."""
-        saved = super().save_bearer_token(token, request, *args, **kwargs)
-        session = getattr(request, "upstream_session", None)
-        exposed = session is not None and settings.MUSTER_CONFIG.expose_upstream_id_token
-        if exposed and (id_token := upstream_sessions.tokens(session).get("id_token")):
-            token["id_token"] = id_token
+        """`exposeUpstreamIdToken`: the provider's id_token rides along; a rotation commits with its grace copy."""
+        with transaction.atomic(using=router.db_for_write(RefreshToken)):
+            saved = super().save_bearer_token(token, request, *args, **kwargs)
+            session = getattr(request, "upstream_session", None)
+            exposed = session is not None and settings.MUSTER_CONFIG.expose_upstream_id_token
+            if exposed and (id_token := upstream_sessions.tokens(session).get("id_token")):
+                token["id_token"] = id_token
+            if request.grant_type == "refresh_token":  # the body oauthlib answers with, byte for byte
+                refresh_grace.remember(request.refresh_token, request.client.client_id, json.dumps(token).encode())
         return saved
 
     def revoke_token(

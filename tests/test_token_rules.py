@@ -4,12 +4,12 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 
+from oauth_server.models import RefreshGraceCopy
 from tests.support.flow import basic, exchange, issue_code, refresh
-from tests.support.tokens import checksum
+from tests.support.tokens import checksum, grace_passed
 
 GRANT_FAILED = "The authorization code or refresh token is invalid, expired or revoked."
 
@@ -312,19 +312,19 @@ def test_replay_within_the_grace_returns_the_same_pair_and_keeps_the_family(sign
 
 
 @pytest.mark.django_db
-def test_the_grace_keeps_no_usable_token_in_the_cache(signed_in, public_client, tokens):
+def test_the_grace_keeps_no_usable_token_in_the_database(signed_in, public_client, tokens):
     rotated = refresh(signed_in, public_client.client_id, tokens["refresh_token"]).json()
 
-    kept = cache.get("refresh-grace:" + checksum(tokens["refresh_token"]))
+    kept = bytes(RefreshGraceCopy.objects.get(old_token_checksum=checksum(tokens["refresh_token"])).sealed)
 
-    assert rotated["refresh_token"].encode() not in kept["sealed"]
-    assert rotated["access_token"].encode() not in kept["sealed"]
+    assert rotated["refresh_token"].encode() not in kept
+    assert rotated["access_token"].encode() not in kept
 
 
 @pytest.mark.django_db
 def test_replay_after_the_grace_revokes_the_family(signed_in, public_client, tokens):
     rotated = refresh(signed_in, public_client.client_id, tokens["refresh_token"]).json()
-    cache.delete("refresh-grace:" + checksum(tokens["refresh_token"]))  # the grace period has passed
+    grace_passed(tokens["refresh_token"])
 
     replayed = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
 
@@ -438,9 +438,9 @@ def test_a_confidential_client_must_authenticate_to_get_the_kept_pair(signed_in,
 @pytest.mark.django_db
 def test_an_altered_grace_entry_is_ignored_and_the_replay_treated_as_reuse(signed_in, public_client, tokens):
     rotated = refresh(signed_in, public_client.client_id, tokens["refresh_token"]).json()
-    key = "refresh-grace:" + checksum(tokens["refresh_token"])
-    kept = cache.get(key)
-    cache.set(key, {**kept, "sealed": kept["sealed"][:-1] + bytes([kept["sealed"][-1] ^ 1])}, timeout=60)
+    kept = RefreshGraceCopy.objects.get(old_token_checksum=checksum(tokens["refresh_token"]))
+    sealed = bytes(kept.sealed)
+    RefreshGraceCopy.objects.filter(pk=kept.pk).update(sealed=sealed[:-1] + bytes([sealed[-1] ^ 1]))
 
     replayed = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
 

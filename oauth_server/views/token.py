@@ -42,7 +42,7 @@ class TokenView(throttle.ConfidentialClientLimit, RefreshGrace, dot_views.TokenV
         except LockTimeout:
             return oauth_error(
                 "temporarily_unavailable",
-                "Another request is using this grant; retry",
+                "Another request is using this grant, or the lock store is unreachable; retry",
                 503,
                 {"Retry-After": "1"},
             )

@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -20,9 +21,19 @@ def own_redis(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """redis-server keeping nothing on disk, once it answers PING; yields (its URL, its process)."""
     if shutil.which("redis-server") is None:
         unavailable("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+    with _running(f"redis://127.0.0.1:{free_port()}/0", directory) as running:
+        yield running
 
+
+@contextmanager
+def restarted(url: str, directory: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A fresh, empty redis-server on the port of `url` (one this test killed), as after an outage."""
+    with _running(url, directory) as (_, process):
+        yield process
+
+
+@contextmanager
+def _running(url: str, directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     def not_ready() -> str | None:
         try:
             with redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5) as client:
@@ -31,7 +42,8 @@ def own_redis(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             return repr(exc)
         return None
 
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    port = str(urlsplit(url).port)
+    command = ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = start_until_ready(
         [*command, "--dir", str(directory)],
         env=os.environ,
