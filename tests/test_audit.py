@@ -105,3 +105,21 @@ def test_hashed_identifiers_are_stable_and_short():
     assert audit.hashed(42) == audit.hashed("42")
     assert len(audit.hashed("someone@example.com")) == 16
     assert audit.hashed(None) is None
+
+
+@pytest.mark.django_db
+def test_replays_on_a_family_already_revoked_are_audited_but_revoke_nothing_again(
+    client, user, public_client, caplog, audit_log
+):
+    client.force_login(user)
+    code, verifier, _ = issue_code(client, public_client.client_id)
+    first = exchange(client, public_client.client_id, code, verifier).json()
+    refresh(client, public_client.client_id, first["refresh_token"])
+    grace_passed(first["refresh_token"])
+
+    for _ in range(3):  # the first replay revokes the family; the next two find it revoked
+        assert refresh(client, public_client.client_id, first["refresh_token"]).status_code == 400
+
+    events = [line["event"] for line in read(caplog)]
+    assert events.count("refresh_token_reuse_detected") == 3
+    assert events.count("family_revoked") == 1
