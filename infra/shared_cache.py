@@ -12,19 +12,24 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Re
 
 
 def async_redis() -> redis.asyncio.Redis | None:
-    """This event loop's client (asyncio connections belong to one loop), or None without Valkey storage."""
+    """This event loop's client (asyncio connections belong to one loop), or None without Valkey storage.
+
+    Its pool has the bound and the timeouts of the Django cache's (CACHES OPTIONS), and is reused for the loop's life.
+    """
     if settings.CACHES["default"]["BACKEND"] != "django_redis.cache.RedisCache":
         return None
     loop = asyncio.get_running_loop()
     if loop not in _clients:
         options: dict[str, Any] = settings.CACHES["default"]["OPTIONS"]
-        _clients[loop] = redis.asyncio.Redis.from_url(
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.CACHES["default"]["LOCATION"],
             db=options.get("DB", 0),
             password=options.get("PASSWORD"),
             socket_connect_timeout=options.get("SOCKET_CONNECT_TIMEOUT"),
             socket_timeout=options.get("SOCKET_TIMEOUT"),
+            **options.get("CONNECTION_POOL_KWARGS", {}),
         )
+        _clients[loop] = redis.asyncio.Redis(connection_pool=pool)
     return _clients[loop]
 
 

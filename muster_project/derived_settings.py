@@ -13,6 +13,7 @@ from infra.config import OFFLINE_ACCESS, Config
 
 AUTHORIZATION_CODE_SECONDS = 60
 REDIS_TIMEOUT_SECONDS = 1.0
+REDIS_MAX_CONNECTIONS = 50  # per pool and process; commands take well under a millisecond
 # Django opens its connections from DATABASES once: a running process cannot follow a new databaseUrl.
 FIXED_AT_START = frozenset({"DATABASES"})
 
@@ -104,6 +105,9 @@ def _cache(config: Config) -> dict[str, Any]:
         # A Valkey that hangs must not hold requests: limits fail open, caches miss, after a second.
         "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
         "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+        # Bounded and reused: past the bound a request waits that same second for a free connection, then fails.
+        "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+        "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "timeout": REDIS_TIMEOUT_SECONDS},
     }
     if valkey.password:
         options["PASSWORD"] = valkey.password
