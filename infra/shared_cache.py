@@ -8,6 +8,8 @@ from typing import Any
 import redis.asyncio
 from django.conf import settings
 
+from infra.redis_outage import AsyncFailFastPool
+
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis]" = weakref.WeakKeyDictionary()
 
 
@@ -21,7 +23,7 @@ def async_redis() -> redis.asyncio.Redis | None:
     loop = asyncio.get_running_loop()
     if loop not in _clients:
         options: dict[str, Any] = settings.CACHES["default"]["OPTIONS"]
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
+        pool = AsyncFailFastPool.from_url(
             settings.CACHES["default"]["LOCATION"],
             db=options.get("DB", 0),
             password=options.get("PASSWORD"),

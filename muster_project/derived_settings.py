@@ -106,7 +106,7 @@ def _cache(config: Config) -> dict[str, Any]:
         "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
         "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
         # Bounded and reused: past the bound a request waits that same second for a free connection, then fails.
-        "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+        "CONNECTION_POOL_CLASS": "infra.redis_outage.FailFastPool",
         "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "timeout": REDIS_TIMEOUT_SECONDS},
     }
     if valkey.password:

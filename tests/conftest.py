@@ -13,7 +13,7 @@ import pytest
 from oauth2_provider.models import Application
 from playwright.sync_api import Browser, Page
 
-from infra import ratelimit
+from infra import ratelimit, redis_outage
 from oauth_server.upstream import discovery
 from tests.servers.browser import TIMEOUT_MS, chromium
 from tests.servers.loopback_app import LoopbackApp, loopback_app
@@ -33,10 +33,12 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="muste
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Each test starts with an empty shared cache and fresh rate-limit buckets."""
+    """Each test starts with an empty shared cache, fresh rate-limit buckets and no Redis marked down."""
+    redis_outage.forget()
     clear_shared_cache()
     ratelimit.reset()
     yield
+    redis_outage.forget()
     clear_shared_cache()
     ratelimit.reset()
 

@@ -9,11 +9,14 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 import redis
+from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.db.models.signals import post_save
 from oauth2_provider.models import RefreshToken
 
+from infra import redis_outage
 from infra.locks import LockTimeout, LockUnavailable, cache_lock
+from infra.shared_cache import async_redis, sync_redis
 from oauth_server.models import RefreshGraceCopy
 from tests.servers.redis_process import restarted
 from tests.support.cache import use_redis
@@ -29,6 +32,26 @@ def redis_cache(own_redis, settings) -> Iterator[tuple[str, "subprocess.Popen[by
     url, process = own_redis
     use_redis(settings, url, "refresh-faults:")
     yield url, process
+
+
+class StoppedClock:
+    """The outage hold's clock, standing still until a test moves it past the hold."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def past_the_hold(self) -> None:
+        self.now += redis_outage.HOLD_SECONDS
+
+
+@pytest.fixture
+def outage_clock(monkeypatch) -> StoppedClock:
+    clock = StoppedClock()
+    monkeypatch.setattr(redis_outage, "clock", clock)
+    return clock
 
 
 @pytest.fixture
@@ -68,7 +91,7 @@ def assert_retry_later(response) -> None:
 
 @pytest.mark.django_db
 def test_a_rotation_that_committed_as_redis_died_is_answered_and_its_retry_gets_the_same_pair(
-    client, public_client, tokens, redis_cache, tmp_path
+    client, public_client, tokens, redis_cache, tmp_path, outage_clock
 ):
     url, process = redis_cache
     with redis_killed_once_the_grace_copy_is_written(process):
@@ -77,6 +100,7 @@ def test_a_rotation_that_committed_as_redis_died_is_answered_and_its_retry_gets_
     assert rotated.status_code == 200
     assert_retry_later(refresh(client, public_client.client_id, tokens["refresh_token"]))  # Redis still down
     with restarted(url, tmp_path):
+        outage_clock.past_the_hold()
         retried = refresh(client, public_client.client_id, tokens["refresh_token"])
 
     assert retried.status_code == 200
@@ -86,7 +110,7 @@ def test_a_rotation_that_committed_as_redis_died_is_answered_and_its_retry_gets_
 
 @pytest.mark.django_db
 def test_a_rotation_that_cannot_take_its_lock_answers_503_and_the_token_works_after_recovery(
-    client, public_client, tokens, redis_cache, tmp_path
+    client, public_client, tokens, redis_cache, tmp_path, outage_clock
 ):
     url, process = redis_cache
     killed(process)
@@ -95,12 +119,13 @@ def test_a_rotation_that_cannot_take_its_lock_answers_503_and_the_token_works_af
 
     assert RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).revoked is None
     with restarted(url, tmp_path):
+        outage_clock.past_the_hold()
         assert refresh(client, public_client.client_id, tokens["refresh_token"]).status_code == 200
 
 
 @pytest.mark.django_db
 def test_a_refresh_while_redis_hangs_costs_one_short_timeout_and_works_once_it_resumes(
-    client, public_client, tokens, redis_cache
+    client, public_client, tokens, redis_cache, outage_clock, caplog
 ):
     _, process = redis_cache
     os.kill(process.pid, signal.SIGSTOP)
@@ -111,7 +136,10 @@ def test_a_refresh_while_redis_hangs_costs_one_short_timeout_and_works_once_it_r
     finally:
         os.kill(process.pid, signal.SIGCONT)
 
-    assert elapsed < WAIT_BOUND_SECONDS / 2  # not the lock's whole wait, nor retries of the timeout
+    timeouts = [record for record in caplog.records if record.name == "infra.redis_outage"]
+    assert len(timeouts) == 1  # the rate limit's call waited; the lock's failed at once
+    assert elapsed < WAIT_BOUND_SECONDS / 2  # not the lock's whole wait
+    outage_clock.past_the_hold()
     assert refresh(client, public_client.client_id, tokens["refresh_token"]).status_code == 200
 
 
@@ -141,3 +169,47 @@ def test_a_lock_on_a_dead_redis_is_unavailable_not_an_error(redis_cache):
 
     with pytest.raises(LockUnavailable), cache_lock("shared"):
         pass
+
+
+def test_a_server_that_failed_is_not_asked_again_until_the_hold_passes(redis_cache, outage_clock):
+    _, process = redis_cache
+    killed(process)
+    client = sync_redis()
+
+    with pytest.raises(redis.ConnectionError) as first:
+        client.get("key")
+    with pytest.raises(redis_outage.RedisMarkedDown):
+        client.get("key")
+    outage_clock.past_the_hold()
+    with pytest.raises(redis.ConnectionError) as after_the_hold:
+        client.get("key")
+
+    assert not isinstance(first.value, redis_outage.RedisMarkedDown)
+    assert not isinstance(after_the_hold.value, redis_outage.RedisMarkedDown)
+
+
+def test_the_asyncio_pool_fails_fast_too(redis_cache, outage_clock):
+    _, process = redis_cache
+    killed(process)
+
+    async def twice() -> list[type[BaseException]]:
+        failures = []
+        for _ in range(2):
+            try:
+                await async_redis().get("key")
+            except redis.ConnectionError as exc:
+                failures.append(type(exc))
+        return failures
+
+    first, second = async_to_sync(twice)()
+
+    assert first is not redis_outage.RedisMarkedDown
+    assert second is redis_outage.RedisMarkedDown
+
+
+def test_a_server_marked_down_leaves_other_servers_asked(redis_cache, outage_clock):
+    closed_port = redis_outage.FailFastPool.from_url("redis://127.0.0.1:1/0")
+    with redis.Redis(connection_pool=closed_port) as closed, pytest.raises(redis.ConnectionError):
+        closed.ping()
+
+    assert sync_redis().ping()
