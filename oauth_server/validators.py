@@ -15,7 +15,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 
-from infra import audit
+from infra import audit, deadlines
 from oauth_server import code_reuse
 from oauth_server.clients import lifecycle
 from oauth_server.dot_compat import HookedValidator
@@ -26,15 +26,33 @@ from oauth_server.families import UPSTREAM_ENDED, revoke_family
 from oauth_server.upstream import sessions as upstream_sessions
 
 
-class ProviderUnavailable(TemporarilyUnavailableError):
-    """A 503 with Retry-After: the provider could not refresh the sign-in now; the same refresh token works later."""
+class RetryLater(TemporarilyUnavailableError):
+    """A 503 with Retry-After: nothing was spent, the same code or refresh token works on the next try."""
 
     status_code = 503
-    description = "The identity provider could not refresh the sign-in; retry with the same refresh token"
+    retry_after = 1
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ProviderUnavailable(RetryLater):
+    """The provider could not refresh the sign-in now."""
+
+    description = "The identity provider could not refresh the sign-in; retry with the same refresh token"
+    retry_after = 5
+
+
+class DeadlinePassed(RetryLater):
+    """The request ran past its deadline (its client has likely given up): abandoned before it changed anything."""
+
+    description = "The request took too long and was abandoned; retry with the same grant"
+
+
+def _abandon_if_late() -> None:
+    if deadlines.passed():
+        raise DeadlinePassed()
 
 
 def _checksum(token: str) -> str:
@@ -72,6 +90,8 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
     def validate_code(
         self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
+        """A late request changes nothing; a code used twice revokes what its first use issued."""
+        _abandon_if_late()
         if super().validate_code(client_id, code, client, request, *args, **kwargs):
             request.upstream_session = upstream_sessions.for_code(code, client)
             return request.user.is_active
@@ -95,7 +115,9 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
     def validate_refresh_token(
         self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
-        """A rotated token presented again revokes its family; a token lives `sessionDuration` from its issue."""
+        """A rotated token presented again revokes its family (unless this request is late: a duplicate whose
+        first copy already rotated must not); a token lives `sessionDuration` from its issue."""
+        _abandon_if_late()
         token = (
             RefreshToken.objects.filter(token_checksum=_checksum(refresh_token))
             .select_related("user")
@@ -142,7 +164,7 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
         return True
 
     def save_bearer_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> Any:
-        """`exposeUpstreamIdToken`: the provider's id_token rides along; a rotation commits with its grace copy."""
+        """`exposeUpstreamIdToken`: the id_token rides along; tokens commit with their grace copy, and in time."""
         with transaction.atomic(using=router.db_for_write(RefreshToken)):
             saved = super().save_bearer_token(token, request, *args, **kwargs)
             session = getattr(request, "upstream_session", None)
@@ -151,6 +173,7 @@ class MusterValidator(PkceAudit, ResourceAudit, HookedValidator):
                 token["id_token"] = id_token
             if request.grant_type == "refresh_token":  # the body oauthlib answers with, byte for byte
                 refresh_grace.remember(request.refresh_token, request.client.client_id, json.dumps(token).encode())
+            _abandon_if_late()  # rolls the rotation back: the client gave up on it, its grant must stay usable
         return saved
 
     def revoke_token(

@@ -13,19 +13,7 @@ from infra import metrics, ratelimit
 from infra.config import StorageConfig
 from infra.ratelimit import Decision, TokenBucket, Window
 from tests.support.cache import use_redis
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import ManualClock
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +59,7 @@ def _take_all(bucket: TokenBucket, key: str, times: int) -> list[Decision]:
 
 
 def test_a_burst_is_allowed_then_refused_with_a_retry_after_of_at_least_one_second(refusals):
-    bucket = TokenBucket("test", rate=50, burst=3, clock=Clock())
+    bucket = TokenBucket("test", rate=50, burst=3, clock=ManualClock())
 
     decisions = _take_all(bucket, "a", 4)
 
@@ -82,7 +70,7 @@ def test_a_burst_is_allowed_then_refused_with_a_retry_after_of_at_least_one_seco
 
 
 def test_tokens_refill_at_the_configured_rate():
-    clock = Clock()
+    clock = ManualClock()
     bucket = TokenBucket("test", rate=2, burst=2, clock=clock)
     _take_all(bucket, "a", 2)
     assert not bucket.take("a").allowed
@@ -96,7 +84,7 @@ def test_tokens_refill_at_the_configured_rate():
 
 
 def test_retry_after_is_the_whole_seconds_until_enough_tokens_return():
-    clock = Clock()
+    clock = ManualClock()
     bucket = TokenBucket("test", rate=0.25, burst=2, clock=clock)
     _take_all(bucket, "a", 2)
 
@@ -109,7 +97,7 @@ def test_retry_after_is_the_whole_seconds_until_enough_tokens_return():
 
 
 def test_a_refused_request_does_not_use_up_tokens():
-    clock = Clock()
+    clock = ManualClock()
     bucket = TokenBucket("test", rate=1, burst=1, clock=clock)
     bucket.take("a")
     for _ in range(5):
@@ -120,7 +108,7 @@ def test_a_refused_request_does_not_use_up_tokens():
 
 
 def test_each_key_has_its_own_bucket():
-    bucket = TokenBucket("test", rate=1, burst=1, clock=Clock())
+    bucket = TokenBucket("test", rate=1, burst=1, clock=ManualClock())
 
     assert bucket.take("a").allowed
     assert not bucket.take("a").allowed
@@ -138,7 +126,7 @@ def test_a_cost_outside_one_to_the_burst_is_a_programming_error():
 
 def test_memory_stays_bounded_and_idle_buckets_are_forgotten(monkeypatch):
     monkeypatch.setattr(ratelimit, "MAX_MEMORY_KEYS", 3)
-    clock = Clock()
+    clock = ManualClock()
     bucket = TokenBucket("test", rate=1, burst=1, clock=clock)
     for key in ("a", "b", "c", "d", "e"):
         bucket.take(key)
@@ -151,7 +139,7 @@ def test_memory_stays_bounded_and_idle_buckets_are_forgotten(monkeypatch):
 
 def test_the_least_recently_used_bucket_is_the_one_dropped_when_memory_is_full(monkeypatch):
     monkeypatch.setattr(ratelimit, "MAX_MEMORY_KEYS", 2)
-    bucket = TokenBucket("test", rate=1, burst=1, clock=Clock())
+    bucket = TokenBucket("test", rate=1, burst=1, clock=ManualClock())
     bucket.take("a")
     bucket.take("b")
     bucket.take("a")  # refused, but recently used
@@ -162,7 +150,7 @@ def test_the_least_recently_used_bucket_is_the_one_dropped_when_memory_is_full(m
 
 
 def test_atake_uses_the_same_bucket_as_take():
-    bucket = TokenBucket("test", rate=1, burst=2, clock=Clock())
+    bucket = TokenBucket("test", rate=1, burst=2, clock=ManualClock())
 
     assert bucket.take("a").allowed
     assert async_to_sync(bucket.atake)("a").allowed
@@ -171,7 +159,7 @@ def test_atake_uses_the_same_bucket_as_take():
 
 
 def test_a_window_refuses_past_its_limit_with_the_seconds_until_it_resets(refusals):
-    clock = Clock()
+    clock = ManualClock()
     window = Window("registration", limit=2, window_seconds=3600, clock=clock)
 
     assert window.take("ip").allowed
@@ -185,7 +173,7 @@ def test_a_window_refuses_past_its_limit_with_the_seconds_until_it_resets(refusa
 
 
 def test_a_window_starts_afresh_once_it_has_ended():
-    clock = Clock()
+    clock = ManualClock()
     window = Window("registration", limit=1, window_seconds=60, clock=clock)
     window.take("ip")
     clock.advance(59.5)

@@ -20,6 +20,7 @@ from infra.shared_cache import async_redis, sync_redis
 from oauth_server.models import RefreshGraceCopy
 from tests.servers.redis_process import restarted
 from tests.support.cache import use_redis
+from tests.support.clock import ManualClock
 from tests.support.flow import exchange, issue_code, refresh
 from tests.support.tokens import checksum, family_of
 
@@ -34,22 +35,10 @@ def redis_cache(own_redis, settings) -> Iterator[tuple[str, "subprocess.Popen[by
     yield url, process
 
 
-class StoppedClock:
-    """The outage hold's clock, standing still until a test moves it past the hold."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def past_the_hold(self) -> None:
-        self.now += redis_outage.HOLD_SECONDS
-
-
 @pytest.fixture
-def outage_clock(monkeypatch) -> StoppedClock:
-    clock = StoppedClock()
+def outage_clock(monkeypatch) -> ManualClock:
+    """The outage hold's clock, standing still until the test moves it."""
+    clock = ManualClock()
     monkeypatch.setattr(redis_outage, "clock", clock)
     return clock
 
@@ -100,7 +89,7 @@ def test_a_rotation_that_committed_as_redis_died_is_answered_and_its_retry_gets_
     assert rotated.status_code == 200
     assert_retry_later(refresh(client, public_client.client_id, tokens["refresh_token"]))  # Redis still down
     with restarted(url, tmp_path):
-        outage_clock.past_the_hold()
+        outage_clock.advance(redis_outage.HOLD_SECONDS)
         retried = refresh(client, public_client.client_id, tokens["refresh_token"])
 
     assert retried.status_code == 200
@@ -119,7 +108,7 @@ def test_a_rotation_that_cannot_take_its_lock_answers_503_and_the_token_works_af
 
     assert RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).revoked is None
     with restarted(url, tmp_path):
-        outage_clock.past_the_hold()
+        outage_clock.advance(redis_outage.HOLD_SECONDS)
         assert refresh(client, public_client.client_id, tokens["refresh_token"]).status_code == 200
 
 
@@ -139,7 +128,7 @@ def test_a_refresh_while_redis_hangs_costs_one_short_timeout_and_works_once_it_r
     timeouts = [record for record in caplog.records if record.name == "infra.redis_outage"]
     assert len(timeouts) == 1  # the rate limit's call waited; the lock's failed at once
     assert elapsed < WAIT_BOUND_SECONDS / 2  # not the lock's whole wait
-    outage_clock.past_the_hold()
+    outage_clock.advance(redis_outage.HOLD_SECONDS)
     assert refresh(client, public_client.client_id, tokens["refresh_token"]).status_code == 200
 
 
@@ -180,7 +169,7 @@ def test_a_server_that_failed_is_not_asked_again_until_the_hold_passes(redis_cac
         client.get("key")
     with pytest.raises(redis_outage.RedisMarkedDown):
         client.get("key")
-    outage_clock.past_the_hold()
+    outage_clock.advance(redis_outage.HOLD_SECONDS)
     with pytest.raises(redis.ConnectionError) as after_the_hold:
         client.get("key")
 

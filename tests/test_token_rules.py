@@ -453,7 +453,7 @@ def test_a_grant_held_by_another_request_too_long_gets_a_retryable_503(signed_in
     from infra.locks import cache_lock
     from oauth_server.views import token as token_view
 
-    monkeypatch.setattr(token_view, "cache_lock", lambda name: cache_lock(name, wait_seconds=0.1))
+    monkeypatch.setattr(token_view, "LOCK_WAIT_SECONDS", 0.1)
     with cache_lock("grant:" + checksum(tokens["refresh_token"])):
         response = refresh(signed_in, public_client.client_id, tokens["refresh_token"])
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider import views as dot_views
 
+from infra.deadlines import deadline_in
 from infra.errors import completed_error, oauth_error
 from infra.locks import LockTimeout, cache_lock
 from oauth_server import throttle
@@ -13,6 +14,11 @@ from oauth_server.clients.authentication import conflicting_client_ids
 from oauth_server.extensions.refresh_grace import RefreshGrace
 
 GRANT_SECRET_FIELD = {"authorization_code": "code", "refresh_token": "refresh_token"}
+GRANT_LOCK_SECONDS = 15
+# Shorter than the lock: a request still working when its lock could expire (and a duplicate take it) has already
+# given up, so its late answer never commits a rotation nor revokes a family (oauth_server.validators checks it).
+REQUEST_DEADLINE_SECONDS = 10
+LOCK_WAIT_SECONDS = 5
 
 
 class TokenView(throttle.ConfidentialClientLimit, RefreshGrace, dot_views.TokenView):
@@ -34,8 +40,12 @@ class TokenView(throttle.ConfidentialClientLimit, RefreshGrace, dot_views.TokenV
         grant_secret = request.POST.get(GRANT_SECRET_FIELD.get(grant_type, ""), "")
         if not grant_secret:
             return self.authorization_flow_token_response(request)
+        lock_name = "grant:" + hashlib.sha256(grant_secret.encode()).hexdigest()
         try:
-            with cache_lock("grant:" + hashlib.sha256(grant_secret.encode()).hexdigest()):
+            with (
+                deadline_in(REQUEST_DEADLINE_SECONDS),
+                cache_lock(lock_name, ttl_seconds=GRANT_LOCK_SECONDS, wait_seconds=LOCK_WAIT_SECONDS),
+            ):
                 if grant_type == "refresh_token":
                     return self.refresh_with_grace(request, grant_secret)
                 return self.authorization_flow_token_response(request)

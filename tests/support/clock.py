@@ -1,4 +1,4 @@
-"""A clock tests move forward instead of sleeping, for code that reads the time through a module's `time`."""
+"""Clocks tests move forward instead of sleeping: for a module's `time`, or for a clock function it reads."""
 
 import time
 from typing import Any
@@ -15,6 +15,31 @@ class ShiftedClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+
+class ManualClock:
+    """A monotonic clock function the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class LateClock:
+    """A request's clock: the first reading (its start) is 0, every later one `late_by` seconds on."""
+
+    def __init__(self, late_by: float) -> None:
+        self.readings = 0
+        self.late_by = late_by
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return 0.0 if self.readings == 1 else self.late_by
 
 
 def local_cache_clock(settings: Any, monkeypatch: Any) -> ShiftedClock:
