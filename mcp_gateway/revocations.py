@@ -41,34 +41,33 @@ class RecentRevocations:
         self._revoked: dict[str, float] = {}  # checksum -> when (clock) this worker may forget it
         self._read_at: float | None = None
         self._since = timezone.now() - timedelta(seconds=REMEMBER_SECONDS)  # a (re)started worker reads back
-        self._reading: asyncio.Task[list[str]] | None = None
+        self._reading: asyncio.Task[None] | None = None
 
     async def revoked(self, token_checksum: str) -> bool:
         """Whether the database says this token was revoked lately, as read at most POLL_SECONDS ago."""
-        now = self.clock()
-        if self._read_at is None or now - self._read_at >= POLL_SECONDS:
-            await self._read(now)
+        if self._read_at is None or self.clock() - self._read_at >= POLL_SECONDS:
+            if self._reading is None or self._reading.get_loop() is not asyncio.get_running_loop():
+                self._reading = asyncio.ensure_future(self._read())
+            await asyncio.shield(self._reading)  # the requests that find the view old together share one read
         return token_checksum in self._revoked
 
-    async def _read(self, now: float) -> None:
-        """One read per worker at a time: the requests that find the view old together share it."""
-        if self._reading is None or self._reading.get_loop() is not asyncio.get_running_loop():
-            self._reading = asyncio.ensure_future(_revoked_since(self._since))
-            self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
-        started = timezone.now()
+    async def _read(self) -> None:
+        """The rows since the last read (less the overlap) into this worker's view; forget what is old enough."""
+        now, started = self.clock(), timezone.now()
         try:
-            checksums = await asyncio.shield(self._reading)
+            checksums = await _revoked_since(self._since)
         except DatabaseError:
             # Revoking needs the database too: while it is away nothing new can be revoked. Retried next poll.
             log.warning("could not read recent revocations; retrying in %s s", POLL_SECONDS)
+        else:
+            self._since = started - timedelta(seconds=OVERLAP_SECONDS)
+            for token_checksum in checksums:
+                self._revoked.setdefault(token_checksum, now + REMEMBER_SECONDS)
+            for token_checksum in [key for key, until in self._revoked.items() if until <= now]:
+                del self._revoked[token_checksum]
+        finally:
             self._read_at = now
-            return
-        self._read_at = now
-        self._since = started - timedelta(seconds=OVERLAP_SECONDS)
-        for token_checksum in checksums:
-            self._revoked.setdefault(token_checksum, now + REMEMBER_SECONDS)
-        for token_checksum in [key for key, until in self._revoked.items() if until <= now]:
-            del self._revoked[token_checksum]
+            self._reading = None
 
 
 @database_sync_to_async

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import redis
 from asgiref.sync import async_to_sync
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
@@ -189,3 +189,20 @@ def test_a_worker_forgets_revocations_once_no_cache_entry_can_hold_them(worker):
     worker.now += revocations.REMEMBER_SECONDS
 
     assert not async_to_sync(revocations.recent.revoked)("1" * 64)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_read_of_the_revocations_is_logged_and_made_again_at_the_next_poll(worker, monkeypatch, caplog):
+    RecentRevocation.objects.create(token_checksum="2" * 64, revoked_at=timezone.now())
+    read = revocations._revoked_since
+
+    async def unreachable(since):
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(revocations, "_revoked_since", unreachable)
+    assert not async_to_sync(revocations.recent.revoked)("2" * 64)
+    assert "could not read recent revocations" in caplog.text
+
+    monkeypatch.setattr(revocations, "_revoked_since", read)
+    worker.now += POLL_SECONDS
+    assert async_to_sync(revocations.recent.revoked)("2" * 64)
