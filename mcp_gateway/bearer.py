@@ -3,8 +3,10 @@
 A token passes only if it exists, is unexpired, belongs to an active user, was issued for the MCP
 resource and came from a refresh-token family (so registration tokens and user-less tokens never pass).
 Revocations overwrite the shared entry with a tombstone (`invalidate`) and the in-process entry lives at
-most half a second, so every worker refuses a revoked token within a second. No entry holds an upstream
-credential: the id_token is read only when asked for (`Identity.id_token`).
+most half a second, so every worker refuses a revoked token within a second. A shared entry is believed only
+if the database's recent revocations (`revocations`, read at most every half second) do not name the token,
+so a revocation whose tombstone could not be written (Redis paused or down) holds all the same.
+No entry holds an upstream credential: the id_token is read only when asked for (`Identity.id_token`).
 """
 
 import asyncio
@@ -24,6 +26,7 @@ from redis.exceptions import RedisError
 
 from infra import metrics
 from infra.shared_cache import async_redis, sync_redis
+from mcp_gateway import revocations
 from mcp_gateway.identity import Identity
 from oauth_server.resources import mcp_resource
 
@@ -91,18 +94,21 @@ async def _looked_up(token_checksum: str) -> tuple[str, Identity | None]:
 async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None]:
     """Where the answer came from ("redis" or "database") and the identity, if any.
 
-    If Redis fails, the database (which is authoritative) answers alone.
+    If Redis fails, the database (which is authoritative) answers alone. An entry of a token the database
+    lists as lately revoked is refused: its tombstone may never have been written.
     """
     redis = async_redis()
     if redis is None:
         return "database", await _from_database(token_checksum)
     key = _shared_key(token_checksum)
     try:
-        if (blob := await redis.get(key)) is not None:
-            return "redis", _loads(blob)
+        blob = await redis.get(key)
     except (RedisError, OSError):
         log.warning("token cache unavailable; validating against the database", exc_info=False)
         return "database", await _from_database(token_checksum)
+    if blob is not None:
+        shared = _loads(blob)
+        return "redis", None if shared is None or await revocations.recent.revoked(token_checksum) else shared
     identity = await _from_database(token_checksum)
     ttl = min(SHARED_SECONDS, int((identity.expires - datetime.now(UTC)).total_seconds())) if identity else MISS_SECONDS
     if ttl > 0:
@@ -174,5 +180,5 @@ def invalidate(token_checksums: list[str]) -> None:
                 pipeline.set(_shared_key(token_checksum), "null", ex=SHARED_SECONDS)
             pipeline.execute()
     except (RedisError, OSError):
-        # Entries expire within SHARED_SECONDS; what changed in the database is already committed.
+        # The revocation's rows (`revocations.record`) committed with it: every worker refuses the token anyway.
         log.warning("could not update %d entries of the token cache", len(token_checksums))

@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from infra import shared_cache
 from mcp_gateway import bearer, sessions, targets
 from mcp_gateway.signals import authenticated
 from mcp_gateway.stack import mcp_endpoint
+from oauth_server.families import USER_SIGN_OUT, revoke_families_of
 from tests.support.flow import sign_in
 from tests.support.tokens import checksum
 from tests.support.waiting import eventually_async
@@ -469,3 +471,59 @@ def test_a_lookup_begun_before_a_revocation_is_not_shared_after_it(tokens, looku
 
     assert after is None
     assert len(lookups) == 2
+
+
+async def stream_until_it_ends(authorization: str, while_open: Callable[[], object]) -> list[dict]:
+    """Open a GET /mcp event stream, run `while_open` (in a thread) once it streams, and read it to its end
+    (each message within 10 s)."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/mcp",
+        "query_string": b"",
+        "headers": [(b"authorization", authorization.encode()), (b"accept", b"text/event-stream")],
+    }
+    communicator = ApplicationCommunicator(mcp_endpoint(), scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    assert (await communicator.receive_output(10))["status"] == 200
+    messages = [await communicator.receive_output(10)]
+    await sync_to_async(while_open)()
+    while messages[-1].get("more_body"):
+        messages.append(await communicator.receive_output(10))
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(5)
+    return messages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_stream_ends_soon_after_its_token_is_revoked(tokens):
+    from tests.servers import identity_app
+
+    identity_app.cancelled_streams.clear()
+    family = RefreshToken.objects.get().token_family
+
+    messages = async_to_sync(stream_until_it_ends)(bearer_for(tokens), lambda: RefreshToken.revoke_family(family))
+
+    assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert len(identity_app.cancelled_streams) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signing_out_everywhere_ends_the_users_open_streams(tokens, user):
+    def sign_out() -> None:
+        revoke_families_of(USER_SIGN_OUT, user_id=user.pk)
+
+    messages = async_to_sync(stream_until_it_ends)(bearer_for(tokens), sign_out)
+
+    assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_stream_ends_at_its_tokens_expiry(tokens):
+    AccessToken.objects.update(expires=timezone.now() + timedelta(seconds=1))
+
+    messages = async_to_sync(stream_until_it_ends)(bearer_for(tokens), lambda: None)
+
+    assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert AccessToken.objects.get().expires <= timezone.now()

@@ -14,7 +14,7 @@ from infra import ratelimit
 from infra.errors import OAuthError, oauth_error
 from mcp_gateway.bearer_header import Credentials, credentials
 from mcp_gateway.identity import SCOPE_KEY, Identity, identity_of
-from mcp_gateway.stack import compose
+from mcp_gateway.stack import compose, token_lifetime
 from mcp_gateway.stack.authentication import BearerAuthentication
 from mcp_gateway.stack.context import RequestContext
 from mcp_gateway.stack.nosniff import Nosniff
@@ -329,3 +329,78 @@ def test_a_token_in_the_query_string_is_refused_with_the_challenge_of_the_moment
     assert status == 400 and body(sent)["error"] == "invalid_request"
     assert b'scope="tools:write"' in headers[b"www-authenticate"]
     assert verifier.asked == []
+
+
+# --- open streams end with their token ---
+
+
+class RevokedAfter:
+    """A TokenVerifier whose one token is accepted `times` times, then refused (revoked)."""
+
+    def __init__(self, times: int = 1, identity: Identity = ALICE) -> None:
+        self.times = times
+        self.identity = identity
+        self.asked = 0
+
+    async def verify(self, token: str) -> Identity | None:
+        self.asked += 1
+        return self.identity if self.asked <= self.times else None
+
+
+EVENT_STREAM = [(b"content-type", b"text/event-stream")]
+END_OF_BODY = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.fixture
+def quick_checks(monkeypatch) -> None:
+    monkeypatch.setattr(token_lifetime, "CHECK_SECONDS", 0.02)
+
+
+def test_an_event_stream_ends_with_an_end_of_body_once_its_token_is_revoked(quick_checks):
+    app = App(headers=EVENT_STREAM, stream=True)
+
+    sent = drive(BearerAuthentication(app, RevokedAfter()), http_scope(authorization="Bearer good"))
+
+    assert app.cancelled
+    assert sent[-1] == END_OF_BODY
+
+
+def test_an_event_stream_ends_at_its_tokens_expiry(quick_checks):
+    app = App(headers=EVENT_STREAM, stream=True)
+    expiring = dataclasses.replace(ALICE, expires=datetime.now(UTC) + timedelta(seconds=0.2))
+
+    sent = drive(
+        BearerAuthentication(app, RevokedAfter(times=1000, identity=expiring)), http_scope(authorization="Bearer t")
+    )
+
+    assert app.cancelled
+    assert sent[-1] == END_OF_BODY
+
+
+def test_an_event_stream_whose_token_stays_valid_goes_on_until_the_client_leaves(quick_checks):
+    app = App(headers=EVENT_STREAM, stream=True)
+    verifier = RevokedAfter(times=1000)
+
+    sent = drive(RequestBody(BearerAuthentication(app, verifier)), http_scope(authorization="Bearer t"), leave_after=30)
+
+    assert verifier.asked > 2  # checked again while it streamed
+    assert sent[-1].get("more_body")  # ended by the client, not by the check
+
+
+def test_an_answer_that_is_not_a_stream_is_never_cut(quick_checks):
+    async def slow_answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await asyncio.sleep(0.2)
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent = drive(BearerAuthentication(slow_answer, RevokedAfter()), http_scope(authorization="Bearer good"))
+
+    assert sent[-1] == {"type": "http.response.body", "body": b"{}"}
+
+
+def test_an_apps_own_timeout_is_not_taken_for_the_end_of_its_token(quick_checks):
+    async def timing_out(scope: Any, receive: Any, send: Any) -> None:
+        raise TimeoutError("the app's own")
+
+    with pytest.raises(TimeoutError, match="the app's own"):
+        drive(BearerAuthentication(timing_out, RevokedAfter()), http_scope(authorization="Bearer good"))

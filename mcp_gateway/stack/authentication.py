@@ -8,6 +8,7 @@ from mcp_gateway.bearer import access_tokens, checksum
 from mcp_gateway.bearer_header import credentials
 from mcp_gateway.challenges import unauthorized
 from mcp_gateway.identity import SCOPE_KEY
+from mcp_gateway.stack.token_lifetime import until_the_token_ends
 from mcp_gateway.verifier import TokenVerifier
 
 TOKEN_OUTSIDE_HEADER = "Send the access token in the Authorization header only"
@@ -17,7 +18,8 @@ class BearerAuthentication:
     """Only an `Authorization: Bearer` token that `verifier` accepts gets through (never one in the URL or form).
 
     The inner layers and the app get the identity (`identity_of(scope)`), never the bearer token: the
-    Authorization header is dropped, so an app cannot log it or pass it on.
+    Authorization header is dropped, so an app cannot log it or pass it on. An event stream the app answers
+    with ends when the token is revoked or expires (`token_lifetime`).
     """
 
     def __init__(self, app: ASGIApp, verifier: TokenVerifier = access_tokens) -> None:
@@ -45,7 +47,13 @@ class BearerAuthentication:
             await unauthorized().send(send)
             return
         headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"authorization"]
-        await self.app({**scope, "headers": headers, SCOPE_KEY: identity}, receive, send)
+        token = presented.token
+
+        async def still_valid() -> bool:
+            return await self.verifier.verify(token) is not None
+
+        inner = {**scope, "headers": headers, SCOPE_KEY: identity}
+        await until_the_token_ends(self.app, inner, receive, send, still_valid, identity.expires)
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
