@@ -13,6 +13,7 @@ from infra.config import OFFLINE_ACCESS, Config
 
 AUTHORIZATION_CODE_SECONDS = 60
 REDIS_TIMEOUT_SECONDS = 1.0
+POOL_TIMEOUT_SECONDS = 3.0  # muster has no pool setting; see _database
 # Django opens its connections from DATABASES once: a running process cannot follow a new databaseUrl.
 FIXED_AT_START = frozenset({"DATABASES"})
 
@@ -86,8 +87,11 @@ def _database(url: str, var_dir: Path) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL;",
         }
     else:
-        db["OPTIONS"] = {"pool": True}
+        # A request waits at most POOL_TIMEOUT_SECONDS for a connection, then answers 503 (not 30 s, psycopg's
+        # default); health checks replace connections a database restart broke before a request gets one.
+        db["OPTIONS"] = {"pool": {"timeout": POOL_TIMEOUT_SECONDS}}
         db["CONN_MAX_AGE"] = 0
+        db["CONN_HEALTH_CHECKS"] = True
     return db
 
 
