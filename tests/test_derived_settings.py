@@ -9,7 +9,7 @@ from django.test import override_settings
 from oauth2_provider.settings import oauth2_settings
 
 from infra.config import StorageConfig, ValkeyConfig
-from muster_project.derived_settings import POOL_TIMEOUT_SECONDS, derived_settings
+from muster_project.derived_settings import POOL_RECONNECT_SECONDS, POOL_TIMEOUT_SECONDS, derived_settings
 
 VALKEY = StorageConfig(type="valkey", valkey=ValkeyConfig(url="redis://127.0.0.1:1/0", key_prefix="derived-test:"))
 
@@ -97,8 +97,9 @@ def test_postgresql_requests_wait_a_bounded_time_for_a_checked_connection(settin
 
     database = derived_settings(config, settings.VAR_DIR)["DATABASES"]["default"]
 
-    assert database["OPTIONS"]["pool"] == {"timeout": POOL_TIMEOUT_SECONDS}
+    assert database["OPTIONS"]["pool"] == {"timeout": POOL_TIMEOUT_SECONDS, "reconnect_timeout": POOL_RECONNECT_SECONDS}
     assert POOL_TIMEOUT_SECONDS <= 5  # not psycopg's 30 s: a request answers 503 while clients still wait
+    assert POOL_RECONNECT_SECONDS <= 10  # not 5 min of ever longer waits between reconnection attempts
     assert database["CONN_HEALTH_CHECKS"] is True  # connections a restart broke are replaced, not handed out
 
 
