@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from infra.errors import OAuthError, describe
+from infra.errors import OAuthError, describe, wants_html
 from infra.outages import UNAVAILABLE, is_outage
 
 log = logging.getLogger("muster.outage")
@@ -21,7 +21,7 @@ API_PATHS = ("/oauth/token", "/oauth/revoke", "/oauth/register", "/.well-known/"
 
 
 def wants_page(request: HttpRequest) -> bool:
-    return "text/html" in request.headers.get("Accept", "") and not request.path.startswith(API_PATHS)
+    return wants_html(request) and not request.path.startswith(API_PATHS)
 
 
 def answer(request: HttpRequest, error: OAuthError, template: str) -> HttpResponse:
