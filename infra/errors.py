@@ -99,6 +99,11 @@ def oauth_error(error: str, description: str, status: int = 400, headers: dict[s
     return OAuthError(error, description, status, headers or {}).django_response()
 
 
+def wants_html(request: HttpRequest) -> bool:
+    """A browser (it accepts HTML) rather than a program."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
 def error_page(
     request: HttpRequest, error: str, description: str, status: int = 400, *, back: str = ""
 ) -> HttpResponse:
@@ -107,7 +112,7 @@ def error_page(
     Without `back` the page speaks of a sign-in request (the authorization flow); with it, of a form on this
     site that changed nothing, with a link back to `back`.
     """
-    if "text/html" not in request.headers.get("Accept", ""):
+    if not wants_html(request):
         return oauth_error(error, description, status)
     context = {"error": error, "description": description, "back": back}
     return HttpResponse(render_to_string("oauth_server/error.html", context, request), status=status)

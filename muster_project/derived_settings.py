@@ -14,6 +14,11 @@ from infra.config import OFFLINE_ACCESS, Config
 AUTHORIZATION_CODE_SECONDS = 60
 REDIS_TIMEOUT_SECONDS = 1.0
 REDIS_MAX_CONNECTIONS = 50  # per pool and process; commands take well under a millisecond
+# PostgreSQL pool (muster has no settings for it): a request waits this long for a connection, then answers 503.
+POOL_TIMEOUT_SECONDS = 3.0
+# The pool retries a lost connection with growing waits (1 s, 2 s, 4 s …); after this long it gives up until the
+# next request asks, so the waits stay short and a database that comes back is used within a few seconds.
+POOL_RECONNECT_SECONDS = 5.0
 # Django opens its connections from DATABASES once: a running process cannot follow a new databaseUrl.
 FIXED_AT_START = frozenset({"DATABASES"})
 
@@ -87,8 +92,11 @@ def _database(url: str, var_dir: Path) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL;",
         }
     else:
-        db["OPTIONS"] = {"pool": True}
+        # Not psycopg's 30 s and 5 min (see the constants); health checks replace connections a database restart
+        # broke before a request gets one.
+        db["OPTIONS"] = {"pool": {"timeout": POOL_TIMEOUT_SECONDS, "reconnect_timeout": POOL_RECONNECT_SECONDS}}
         db["CONN_MAX_AGE"] = 0
+        db["CONN_HEALTH_CHECKS"] = True
     return db
 
 

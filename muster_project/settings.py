@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "oauth_server.middleware.ResponseHeadersMiddleware",
+    "oauth_server.server_errors.OutageMiddleware",
     "infra.request_metrics.RequestMetricsMiddleware",
     "infra.request_context.RequestContextMiddleware",
     "oauth_server.throttle.PerIpRateLimitMiddleware",

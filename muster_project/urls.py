@@ -5,12 +5,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mcp_gateway.user_tokens import user_tokens
+from oauth_server import server_errors
 from oauth_server.upstream.views import UpstreamCallbackView
 from oauth_server.views import account
 from oauth_server.views.authorize import ConsentView
 from oauth_server.views.favicon import favicon
 from oauth_server.views.front_door import front_door
-from oauth_server.views.health import health
+from oauth_server.views.health import health, ready
 from oauth_server.views.login import sign_in
 from oauth_server.views.metadata import ProtectedResourceMetadataView, ServerMetadataView
 from oauth_server.views.metrics import metrics_view
@@ -47,6 +48,8 @@ oauth2_provider_patterns = (
     "oauth2_provider",
 )
 
+handler500 = server_errors.server_error
+
 urlpatterns = [
     path("", front_door, name="front-door"),
     path("", include(oauth2_provider_patterns)),
@@ -59,6 +62,7 @@ urlpatterns = [
     # mozilla-django-oidc reverses this name for the redirect_uri it sends to the provider.
     path("oauth/callback", UpstreamCallbackView.as_view(), name="oidc_authentication_callback"),
     path("health", health, name="health"),
+    path("health/ready", ready, name="health-ready"),
     path("user-tokens", user_tokens, name="user-tokens"),
     path("metrics", metrics_view, name="metrics"),
     path("admin", RedirectView.as_view(url="/admin/"), name="admin-redirect"),

@@ -9,7 +9,7 @@ from django.test import override_settings
 from oauth2_provider.settings import oauth2_settings
 
 from infra.config import StorageConfig, ValkeyConfig
-from muster_project.derived_settings import derived_settings
+from muster_project.derived_settings import POOL_RECONNECT_SECONDS, POOL_TIMEOUT_SECONDS, derived_settings
 
 VALKEY = StorageConfig(type="valkey", valkey=ValkeyConfig(url="redis://127.0.0.1:1/0", key_prefix="derived-test:"))
 
@@ -90,3 +90,22 @@ def test_the_secret_key_follows_the_config(settings):
     settings.MUSTER_CONFIG = changed(secret_key="s" * 40)
 
     assert settings.SECRET_KEY == "s" * 40
+
+
+def test_postgresql_requests_wait_a_bounded_time_for_a_checked_connection(settings):
+    config = dataclasses.replace(settings.MUSTER_CONFIG, database_url="postgres://db.example/muster")
+
+    database = derived_settings(config, settings.VAR_DIR)["DATABASES"]["default"]
+
+    assert database["OPTIONS"]["pool"] == {"timeout": POOL_TIMEOUT_SECONDS, "reconnect_timeout": POOL_RECONNECT_SECONDS}
+    assert POOL_TIMEOUT_SECONDS <= 5  # not psycopg's 30 s: a request answers 503 while clients still wait
+    assert POOL_RECONNECT_SECONDS <= 10  # not 5 min of ever longer waits between reconnection attempts
+    assert database["CONN_HEALTH_CHECKS"] is True  # connections a restart broke are replaced, not handed out
+
+
+def test_sqlite_has_no_pool(settings, tmp_path):
+    config = dataclasses.replace(settings.MUSTER_CONFIG, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+
+    database = derived_settings(config, settings.VAR_DIR)["DATABASES"]["default"]
+
+    assert "pool" not in database["OPTIONS"]

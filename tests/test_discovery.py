@@ -140,6 +140,7 @@ def test_the_gate_answers_503_until_discovery_succeeds_then_lets_everything_thro
     assert refused[0]["status"] == 503 and (b"retry-after", b"30") in refused[0]["headers"]
     assert json.loads(refused[1]["body"])["error"] == "service_unavailable"
     assert call(gate, "/health")[0]["status"] == 200
+    assert call(gate, "/health/ready")[0]["status"] == 503  # not ready: every other path is refused
     served.update(valid_document(served["issuer"]))
     discovery.ensure()
     assert call(gate, "/mcp")[0]["status"] == 200

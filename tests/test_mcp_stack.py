@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra import ratelimit
 from infra.errors import OAuthError, oauth_error
+from infra.outages import RETRY_AFTER_SECONDS
 from mcp_gateway.bearer_header import Credentials, credentials
 from mcp_gateway.identity import SCOPE_KEY, Identity, identity_of
 from mcp_gateway.stack import compose, token_lifetime
@@ -190,6 +194,20 @@ def test_a_crash_inside_is_a_500_server_error():
     sent = drive(RequestContext(crashing), http_scope())
 
     assert start(sent)[0] == 500 and body(sent)["error"] == "server_error"
+
+
+@pytest.mark.parametrize(
+    "outage", [OperationalError("no database"), RedisConnectionError("no redis"), RedisTimeoutError("redis hangs")]
+)
+def test_a_database_or_redis_outage_inside_is_a_503_with_retry_after(outage: Exception):
+    async def unreachable(scope: Any, receive: Any, send: Any) -> None:
+        raise outage
+
+    sent = drive(RequestContext(unreachable), http_scope())
+
+    status, headers = start(sent)
+    assert status == 503 and body(sent)["error"] == "temporarily_unavailable"
+    assert headers[b"retry-after"] == str(RETRY_AFTER_SECONDS).encode()
 
 
 def test_a_crash_after_the_answer_started_adds_nothing_to_it():

@@ -1,6 +1,10 @@
 """Discovery documents: RFC 8414 authorization server metadata and RFC 9728 protected resource metadata."""
 
 import pytest
+from django.db import OperationalError
+from django_redis.exceptions import ConnectionInterrupted
+
+from oauth_server.views import health
 
 BASE = "http://127.0.0.1:8000"
 
@@ -89,3 +93,34 @@ def test_health_answers_ok(client):
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readiness_answers_ready_when_the_database_and_cache_answer(client):
+    response = client.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "database": "ok", "cache": "ok"}
+
+
+class Unreachable:
+    """Stands for a database connection or cache whose server is down."""
+
+    def cursor(self) -> None:
+        raise OperationalError("connection refused")
+
+    def get(self, key: str) -> None:
+        raise ConnectionInterrupted(None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("down", ["database", "cache"])
+def test_readiness_answers_503_naming_what_is_down(client, monkeypatch, down):
+    monkeypatch.setattr(health, "connection" if down == "database" else "cache", Unreachable())
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    up = "cache" if down == "database" else "database"
+    assert response.json() == {"status": "unavailable", down: "unavailable", up: "ok"}
+    assert client.get("/health").json() == {"status": "ok"}  # liveness is not readiness

@@ -1,4 +1,4 @@
-"""The outermost /mcp layer: audit context (client IP, request id), the request metric, and a 500 for a crash."""
+"""The outermost /mcp layer: audit context (client IP, request id), the request metric, a 503 or 500 for a failure."""
 
 import logging
 import time
@@ -7,6 +7,7 @@ from infra import audit, metrics
 from infra.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from infra.client_ip import asgi_client_ip
 from infra.errors import OAuthError
+from infra.outages import UNAVAILABLE, is_outage
 from infra.request_context import new_request_id
 
 log = logging.getLogger("muster.mcp")
@@ -33,10 +34,14 @@ class RequestContext:
         request_id_token = audit.request_id.set(new_request_id(header(scope, b"x-request-id")))
         try:
             await self.app(scope, receive, counted)
-        except Exception:
-            log.exception("/mcp request failed")
+        except Exception as exc:
+            outage = is_outage(exc)
+            if outage:  # the database or Redis is down: expected, and said without a traceback
+                log.warning("/mcp: storage unavailable: %r", exc)
+            else:
+                log.exception("/mcp request failed")
             if not status:
-                await FAILED.send(counted)
+                await (UNAVAILABLE if outage else FAILED).send(counted)
         finally:
             audit.client_ip.reset(ip_token)
             audit.request_id.reset(request_id_token)
