@@ -18,17 +18,14 @@ class LockTimeout(Exception):
     """The lock stayed taken for longer than the caller was willing to wait."""
 
 
-class LockUnavailable(LockTimeout):
-    """The shared cache could not be reached to take the lock: as good as never getting it."""
-
-
 @contextmanager
 def cache_lock(name: str, ttl_seconds: float = 15, wait_seconds: float = 10.0) -> Iterator[None]:
     """Hold `lock:<name>`; the TTL frees it if the holder dies, and only its owner ever frees it.
 
     On Redis this is redis-py's lock: the release is one compare-and-delete script, so a holder whose
     lock expired and was taken by another worker frees nothing. A release that fails (Redis gone after
-    the work was done) is logged, not raised: the TTL frees the lock, and the work stands.
+    the work was done) is logged, not raised: the TTL frees the lock, and the work stands. A Redis that cannot
+    be reached to take the lock is an outage (`infra.outages`): its error goes up, and the caller's 503 says so.
     """
     client = sync_redis()
     if client is None:
@@ -36,11 +33,7 @@ def cache_lock(name: str, ttl_seconds: float = 15, wait_seconds: float = 10.0) -
             yield
         return
     lock = client.lock(cache.make_key(f"lock:{name}"), timeout=ttl_seconds, sleep=0.02, blocking_timeout=wait_seconds)
-    try:
-        taken = lock.acquire()
-    except redis.RedisError as exc:
-        raise LockUnavailable(name) from exc
-    if not taken:
+    if not lock.acquire():
         raise LockTimeout(name)
     try:
         yield

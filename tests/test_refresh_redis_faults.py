@@ -15,7 +15,8 @@ from django.db.models.signals import post_save
 from oauth2_provider.models import RefreshToken
 
 from infra import redis_outage
-from infra.locks import LockTimeout, LockUnavailable, cache_lock
+from infra.locks import LockTimeout, cache_lock
+from infra.outages import is_outage
 from infra.shared_cache import async_redis, sync_redis
 from oauth_server.models import RefreshGraceCopy
 from tests.servers.redis_process import restarted
@@ -152,12 +153,14 @@ def test_a_lock_held_by_another_is_not_taken(redis_cache):
         pass
 
 
-def test_a_lock_on_a_dead_redis_is_unavailable_not_an_error(redis_cache):
+def test_a_lock_on_a_dead_redis_is_an_outage_not_a_lock_taken(redis_cache):
     _, process = redis_cache
     killed(process)
 
-    with pytest.raises(LockUnavailable), cache_lock("shared"):
-        pass
+    with pytest.raises(Exception) as raised, cache_lock("shared"):
+        pytest.fail("the lock was taken on a dead Redis")
+
+    assert is_outage(raised.value)
 
 
 def test_a_server_that_failed_is_not_asked_again_until_the_hold_passes(redis_cache, outage_clock):

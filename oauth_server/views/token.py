@@ -51,8 +51,5 @@ class TokenView(throttle.ConfidentialClientLimit, RefreshGrace, dot_views.TokenV
                 return self.authorization_flow_token_response(request)
         except LockTimeout:
             return oauth_error(
-                "temporarily_unavailable",
-                "Another request is using this grant, or the lock store is unreachable; retry",
-                503,
-                {"Retry-After": "1"},
+                "temporarily_unavailable", "Another request is using this grant; retry", 503, {"Retry-After": "1"}
             )
