@@ -8,6 +8,8 @@ from uvicorn.config import Config as UvicornConfig
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from mcp_gateway.stack.token_lifetime import end_listening_streams
+
 TOO_MANY_CONNECTIONS = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"content-type: application/json\r\n"
@@ -23,7 +25,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     The header deadline runs from connecting (so a silent connection is closed) and from each request's first byte;
     the request deadline from that first byte until the body's last. Idle kept-alive connections close after
-    `server.idleTimeout` (uvicorn's own keep-alive timer, given our value).
+    `server.idleTimeout` (uvicorn's own keep-alive timer, given our value). At SIGTERM uvicorn waits up to
+    `server.shutdownGrace` (set here, on the config uvicorn reads then) for answers in progress.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.read_header_timeout = limits.read_header_timeout.total_seconds()
         self.read_timeout = limits.read_timeout.total_seconds()
         self.max_connections = limits.max_connections
+        config.timeout_graceful_shutdown = limits.shutdown_grace.total_seconds()  # type: ignore[assignment]
         self.request_started = 0.0
         self.deadline: asyncio.TimerHandle | None = None
 
@@ -66,6 +70,11 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._cancel_deadline()
+
+    def shutdown(self) -> None:
+        """At SIGTERM: uvicorn's (close when idle, else after this answer), and open GET event streams end cleanly."""
+        super().shutdown()
+        end_listening_streams()
 
     def _close_at(self, when: float) -> None:
         self._cancel_deadline()

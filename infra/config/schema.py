@@ -260,6 +260,14 @@ class ServerConfig:
             check=check_positive_duration,
         ),
     )
+    shutdown_grace: timedelta = field(
+        default=timedelta(seconds=10),
+        metadata=_meta(
+            "shutdownGrace",
+            "On SIGTERM: how long answers in progress may take to finish before they are cut.",
+            check=check_positive_duration,
+        ),
+    )
     max_connections: int = field(
         default=1000,
         metadata=_meta(

@@ -79,8 +79,6 @@ def uvicorn_command(port: int, workers: int = 1) -> list[str]:
         str(port),
         "--lifespan",
         "off",
-        "--timeout-graceful-shutdown",
-        "5",
         "--no-proxy-headers",
         "--http",
         SITE_PROTOCOL,
