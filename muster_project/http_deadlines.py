@@ -8,8 +8,6 @@ from uvicorn.config import Config as UvicornConfig
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from mcp_gateway.stack.token_lifetime import end_listening_streams
-
 TOO_MANY_CONNECTIONS = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"content-type: application/json\r\n"
@@ -71,8 +69,15 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._cancel_deadline()
 
+    def handle_websocket_upgrade(self) -> None:
+        self._cancel_deadline()  # the connection is the WebSocket protocol's from here
+        super().handle_websocket_upgrade()
+
     def shutdown(self) -> None:
         """At SIGTERM: uvicorn's (close when idle, else after this answer), and open GET event streams end cleanly."""
+        # Imported here: uvicorn workers import this protocol before the app, when Django is not set up yet.
+        from mcp_gateway.stack.token_lifetime import end_listening_streams
+
         super().shutdown()
         end_listening_streams()
 
