@@ -34,7 +34,7 @@ run: install
 	@$(if $(BASE_URL_NOTE),echo "note: $(BASE_URL_NOTE)")
 	@$(VENV)/bin/python manage.py welcome
 	rm -f "$${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}"/*.db  # counts of a previous run must not carry over
-	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --timeout-graceful-shutdown 5 --no-proxy-headers
+	$(VENV)/bin/uvicorn muster_project.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --lifespan off --no-proxy-headers --http muster_project.http_deadlines:DeadlineProtocol
 
 # The whole suite on a test database created afresh (CI runs this).
 test: install

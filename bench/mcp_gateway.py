@@ -51,7 +51,14 @@ from tests.servers.processes import (  # noqa: E402
     start_until_ready,
     stop_process_group,
 )
-from tests.servers.site import HEALTH_TIMEOUT_SECONDS, Site, SiteError, signed_in_tokens, uvicorn_command  # noqa: E402
+from tests.servers.site import (  # noqa: E402
+    HEALTH_TIMEOUT_SECONDS,
+    SITE_PROTOCOL,
+    Site,
+    SiteError,
+    signed_in_tokens,
+    uvicorn_command,
+)
 
 PROTOCOL_VERSION = "2025-06-18"
 MCP_ACCEPT = "application/json, text/event-stream"
@@ -85,6 +92,8 @@ class Uvicorn:
         command = uvicorn_command(self.port)  # the site's own options, with our app and lifespan setting
         command[command.index(SITE_APP)] = self.app
         command[command.index("--lifespan") + 1] = self.lifespan
+        if self.app != SITE_APP:  # the site's protocol reads the site's settings
+            command[command.index(SITE_PROTOCOL)] = "httptools"
         self._log = self.log_path.open("ab")
         try:
             self._process = start_until_ready(

@@ -548,6 +548,16 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
 
+def test_a_server_timeout_of_zero_seconds_is_refused() -> None:
+    with pytest.raises(ConfigError, match="readHeaderTimeout"):
+        load_config({"MUSTER_SERVER_READ_HEADER_TIMEOUT": "0s"})
+
+
+def test_a_server_connection_cap_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="maxConnections"):
+        load_config({"MUSTER_SERVER_MAX_CONNECTIONS": "0"})
+
+
 # --- documentation ---
 
 

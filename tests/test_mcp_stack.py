@@ -422,3 +422,46 @@ def test_an_apps_own_timeout_is_not_taken_for_the_end_of_its_token(quick_checks)
 
     with pytest.raises(TimeoutError, match="the app's own"):
         drive(BearerAuthentication(timing_out, RevokedAfter()), http_scope(authorization="Bearer good"))
+
+
+async def _answer_while_shutting_down(method: str) -> list[Message]:
+    """An event stream answering `method` that sends 3 events; the server stops after the first."""
+    sent: list[Message] = []
+    first_event = asyncio.Event()
+
+    async def three_events(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": EVENT_STREAM})
+        for number in range(3):
+            await send({"type": "http.response.body", "body": b"data: %d\n\n" % number, "more_body": True})
+            first_event.set()
+            await asyncio.sleep(0.05)
+        await send(END_OF_BODY)
+
+    async def record(message: Message) -> None:
+        sent.append(message)
+
+    async def still_valid() -> bool:
+        return True
+
+    answering = asyncio.ensure_future(
+        token_lifetime.until_the_token_ends(
+            three_events, http_scope(method=method), None, record, still_valid, datetime.now(UTC) + timedelta(hours=1)
+        )
+    )
+    await first_event.wait()
+    token_lifetime.end_listening_streams()
+    await asyncio.wait_for(answering, 5)
+    return sent
+
+
+def test_at_shutdown_a_listening_event_stream_ends_with_an_end_of_body():
+    sent = asyncio.run(_answer_while_shutting_down("GET"))
+
+    assert [message.get("body") for message in sent[1:]] == [b"data: 0\n\n", b""]
+    assert sent[-1] == END_OF_BODY
+
+
+def test_at_shutdown_an_event_stream_answering_a_request_is_left_to_finish():
+    sent = asyncio.run(_answer_while_shutting_down("POST"))
+
+    assert [message.get("body") for message in sent[1:]] == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n", b""]

@@ -10,6 +10,7 @@ from infra.config.schema import (
     MetricsConfig,
     OidcConfig,
     RateLimitConfig,
+    ServerConfig,
     StorageConfig,
     ValkeyConfig,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "MetricsConfig",
     "OidcConfig",
     "RateLimitConfig",
+    "ServerConfig",
     "StorageConfig",
     "ValkeyConfig",
     "format_go_duration",

@@ -18,6 +18,7 @@ from infra.config.validators import (
     check_issuer_url,
     check_origins,
     check_positive,
+    check_positive_duration,
     check_provider,
     check_redirect_uris,
     check_required_scopes,
@@ -234,6 +235,50 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    read_header_timeout: timedelta = field(
+        default=timedelta(seconds=10),
+        metadata=_meta(
+            "readHeaderTimeout",
+            "How long a request's line and headers may take from its first byte (or from connecting); then closed.",
+            check=check_positive_duration,
+        ),
+    )
+    read_timeout: timedelta = field(
+        default=timedelta(seconds=60),
+        metadata=_meta(
+            "readTimeout",
+            "How long a whole request, body included, may take to arrive from its first byte; then closed.",
+            check=check_positive_duration,
+        ),
+    )
+    idle_timeout: timedelta = field(
+        default=timedelta(seconds=120),
+        metadata=_meta(
+            "idleTimeout",
+            "How long a kept-alive connection may wait for its next request; then closed.",
+            check=check_positive_duration,
+        ),
+    )
+    shutdown_grace: timedelta = field(
+        default=timedelta(seconds=10),
+        metadata=_meta(
+            "shutdownGrace",
+            "On SIGTERM: how long answers in progress may take to finish before they are cut.",
+            check=check_positive_duration,
+        ),
+    )
+    max_connections: int = field(
+        default=1000,
+        metadata=_meta(
+            "maxConnections",
+            "Open connections per worker; one more is answered 503 and closed.",
+            check=check_positive,
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     allowed_cidrs: tuple[str, ...] = field(
         default=(),
@@ -296,6 +341,7 @@ class Config:
     mcp: McpConfig = field(default_factory=McpConfig, metadata={"key": "mcp"})
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig, metadata={"key": "rateLimit"})
     metrics: MetricsConfig = field(default_factory=MetricsConfig, metadata={"key": "metrics"})
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"key": "server"})
     trusted_proxy_cidrs: tuple[str, ...] = field(
         default=(),
         metadata=_meta(

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+from datetime import timedelta
 
 from infra.urls import http_url, is_loopback_host, split_url
 
@@ -88,6 +89,12 @@ def check_db(value: int) -> int:
 def check_positive(value: int) -> int:
     if value < 1:
         raise ValueError(f"must be 1 or more, got {value}")
+    return value
+
+
+def check_positive_duration(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"must be longer than 0s, got {value}")
     return value
 
 

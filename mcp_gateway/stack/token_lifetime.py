@@ -1,4 +1,4 @@
-"""Ends a streaming answer cleanly (an end of body) once its token is revoked or expires."""
+"""Ends a streaming answer cleanly (an end of body) once its token is revoked or expires, or the server stops."""
 
 import asyncio
 import contextlib
@@ -12,6 +12,7 @@ from infra.asgi import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("muster.mcp")
 CHECK_SECONDS = 1.0  # how often an open stream's token is checked again
+_LISTENING: set["_Stream"] = set()  # GET event streams open in this process: they never end by themselves
 
 
 class _Stream:
@@ -24,6 +25,11 @@ class _Stream:
         self.deadline: asyncio.Timeout | None = None
         self.watch: asyncio.Task[None] | None = None
         self.complete = False
+
+    def end(self) -> None:
+        """Cancel the app's work at once; `until_the_token_ends` then sends the end of body."""
+        assert self.deadline is not None
+        self.deadline.reschedule(asyncio.get_running_loop().time())
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and _is_event_stream(message):
@@ -43,8 +49,13 @@ class _Stream:
             except DatabaseError:
                 # Revoking needs the database too: while it is away nothing new can be revoked. Checked again.
                 log.warning("could not check an open stream's token; checking again in %s s", CHECK_SECONDS)
-        assert self.deadline is not None
-        self.deadline.reschedule(asyncio.get_running_loop().time())  # the app's work is cancelled at once
+        self.end()
+
+
+def end_listening_streams() -> None:
+    """End every open GET event stream of this process cleanly (at shutdown); answers to requests finish."""
+    for stream in list(_LISTENING):
+        stream.end()
 
 
 def _is_event_stream(start: Message) -> bool:
@@ -64,6 +75,8 @@ async def until_the_token_ends(
     """Run `app`; an event stream it answers with ends when `still_valid()` (asked every CHECK_SECONDS) says
     no or at `expires`. Other answers are never cut: they end by themselves."""
     stream = _Stream(send, still_valid, expires)
+    if scope["method"] == "GET":
+        _LISTENING.add(stream)
     try:
         async with asyncio.timeout(None) as stream.deadline:
             await app(scope, receive, stream.send)
@@ -73,6 +86,7 @@ async def until_the_token_ends(
         if not stream.complete:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        _LISTENING.discard(stream)
         if stream.watch is not None:
             stream.watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -67,6 +67,9 @@ def manage_command(*args: str) -> list[str]:
     return [sys.executable, str(PROJECT_DIR / "manage.py"), *args]
 
 
+SITE_PROTOCOL = "muster_project.http_deadlines:DeadlineProtocol"  # the server block's deadlines and cap
+
+
 def uvicorn_command(port: int, workers: int = 1) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "muster_project.asgi:application"]
     command += [
@@ -76,9 +79,9 @@ def uvicorn_command(port: int, workers: int = 1) -> list[str]:
         str(port),
         "--lifespan",
         "off",
-        "--timeout-graceful-shutdown",
-        "5",
         "--no-proxy-headers",
+        "--http",
+        SITE_PROTOCOL,
     ]
     return command + (["--workers", str(workers)] if workers > 1 else [])
 
