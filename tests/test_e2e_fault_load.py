@@ -27,15 +27,17 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 REFRESHERS = 12  # signed-in clients refreshing about once a second
-CALLERS = 4  # concurrent /mcp callers
+CALLERS = 4  # concurrent /mcp callers: half of them name an MCP session
 REVOKED_PER_FAULT = 3
 FAULT_SECONDS = 8.0
 RECOVERY_SECONDS = 5.0  # the issue's bound: ready and refreshing within 5 s of the dependency's return
 REQUEST_TIMEOUT_SECONDS = 10.0
 REFUSAL_SECONDS = 10.0
-IDENTITY_APP = {"MUSTER_MCP_APP": "tests.servers.identity_app:app"}
-INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
+PING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
 MCP = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+# The statuses each kind of call may get through an outage (docs/operations.md "Failure modes")
+WITHOUT_REDIS = {"token": {200, 503}, "mcp": {200}, "mcp (session)": {200, 503}}  # the owner of a session is in Redis
+WITHOUT_POSTGRESQL = {"token": {200, 503}, "mcp": {200}, "mcp (session)": {200}}  # tokens the caches know
 # Families whose refresh tokens are all revoked, and the families of the given refresh-token checksums.
 FAMILIES_CODE = """
 import json, os
@@ -68,7 +70,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     redis_dir = workdir / "redis"
     redis_dir.mkdir()
     with own_postgres() as postgres, own_redis(redis_dir) as (redis_url, redis):
-        site = Site(workdir / "site", database_url=postgres.url, redis_url=redis_url, workers=2, extra_env=IDENTITY_APP)
+        site = Site(workdir / "site", database_url=postgres.url, redis_url=redis_url, workers=2)  # the demo app
         with site, httpx.Client(base_url=site.base_url, follow_redirects=False, timeout=30.0) as browser:
             client_id = site.create_public_client()
             tokens(site.over(browser), client_id, login=with_password(site.username, site.password))
@@ -110,11 +112,16 @@ class Load:
                 else:
                     self.stop.wait(0.5)
 
-    def caller(self, access_token: str) -> None:
+    def caller(self, access_token: str, session: str | None) -> None:
+        """Ping /mcp five times a second, naming an MCP session (whose owner the gateway checks) or none."""
         headers = {**MCP, "Authorization": f"Bearer {access_token}"}
+        what = "mcp"
+        if session is not None:
+            headers["Mcp-Session-Id"] = session
+            what = "mcp (session)"
         url = f"{self.running.site.base_url}/mcp"
         while not self.stop.is_set():
-            self.saw("mcp", _or_none(httpx.post, url, content=INITIALIZE, headers=headers, timeout=10.0))
+            self.saw(what, _or_none(httpx.post, url, content=PING, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS))
             self.stop.wait(0.2)
 
 
@@ -130,9 +137,11 @@ def _or_none(request: Callable[..., Any], *args: Any, **kwargs: Any) -> httpx.Re
 def under_load(running: Running) -> Iterator[Load]:
     """REFRESHERS refreshing clients and CALLERS /mcp callers, each in a thread, until the block ends."""
     load = Load(running)
-    work = [(load.refresher, running.fresh_tokens()["refresh_token"]) for _ in range(REFRESHERS)]
-    work += [(load.caller, running.fresh_tokens()["access_token"]) for _ in range(CALLERS)]
-    threads = [threading.Thread(target=target, args=(token,), daemon=True) for target, token in work]
+    work = [(load.refresher, (running.fresh_tokens()["refresh_token"],)) for _ in range(REFRESHERS)]
+    for number in range(CALLERS):
+        session = f"fault-load-{number}" if number % 2 else None
+        work.append((load.caller, (running.fresh_tokens()["access_token"], session)))
+    threads = [threading.Thread(target=target, args=args, daemon=True) for target, args in work]
     for thread in threads:
         thread.start()
     try:
@@ -153,7 +162,7 @@ def revoke_status(running: Running, access_token: str) -> int:
 def mcp_status(running: Running, access_token: str) -> int:
     """One /mcp call on a new connection, so that either worker may answer it."""
     headers = {**MCP, "Authorization": f"Bearer {access_token}"}
-    return httpx.post(f"{running.site.base_url}/mcp", content=INITIALIZE, headers=headers, timeout=30.0).status_code
+    return httpx.post(f"{running.site.base_url}/mcp", content=PING, headers=headers, timeout=30.0).status_code
 
 
 def refused(running: Running, access_token: str) -> bool:
@@ -184,9 +193,12 @@ def dead_families(running: Running, refresh_tokens: list[str]) -> tuple[set[str]
     return set(found["dead"]), set(found["ours"])
 
 
-def prove(running: Running, *, inject: Callable[[], None], restore: Callable[[], None]) -> None:
+def prove(
+    running: Running, *, inject: Callable[[], None], restore: Callable[[], None], answered: dict[str, set[int]]
+) -> None:
     """`inject` a fault under load for FAULT_SECONDS, revoking tokens meanwhile, then `restore` the dependency;
-    assert what the issue asks and print what was measured (docs/operations.md "Failure modes")."""
+    assert what the issue asks and that each kind of call got only the statuses `answered` allows, and print
+    what was measured (docs/operations.md "Failure modes")."""
     targets = [running.fresh_tokens() for _ in range(REVOKED_PER_FAULT)]
     probe = running.fresh_tokens()["refresh_token"]
     for target in targets:
@@ -216,6 +228,8 @@ def prove(running: Running, *, inject: Callable[[], None], restore: Callable[[],
     # No 500, no HTML to any API call, no call left waiting past the clients' timeout
     bad = [answer for answer in load.answers if answer[1] in (0, 500, 502, 504) or "html" in answer[2]]
     assert not bad, bad[:10]
+    unexpected = [answer for answer in load.answers if answer[1] not in answered[answer[0]]]
+    assert not unexpected, unexpected[:10]
     # Every revocation answered 200 (and those retried now) is refused on /mcp by both workers
     for token, status in revoked.items():
         if status != 200:
@@ -243,11 +257,12 @@ def test_a_paused_redis_under_load_loses_no_family_and_no_revocation(running: Ru
         running,
         inject=lambda: os.kill(running.redis.pid, signal.SIGSTOP),
         restore=lambda: os.kill(running.redis.pid, signal.SIGCONT),
+        answered=WITHOUT_REDIS,
     )
 
 
 def test_a_stopped_postgresql_under_load_loses_no_family_and_no_revocation(running: Running) -> None:
-    prove(running, inject=running.postgres.stop, restore=running.postgres.start)
+    prove(running, inject=running.postgres.stop, restore=running.postgres.start, answered=WITHOUT_POSTGRESQL)
 
 
 def test_a_killed_redis_restarted_empty_under_load_loses_no_family_and_no_revocation(running: Running) -> None:
@@ -259,4 +274,4 @@ def test_a_killed_redis_restarted_empty_under_load_loses_no_family_and_no_revoca
         running.redis = restarts.enter_context(restarted(running.redis_url, running.redis_dir))
 
     with ExitStack() as restarts:  # last: the new Redis ends with this test
-        prove(running, inject=kill, restore=restart)
+        prove(running, inject=kill, restore=restart, answered=WITHOUT_REDIS)
