@@ -140,7 +140,9 @@ def under_load(running: Running) -> Iterator[Load]:
     work = [(load.refresher, (running.fresh_tokens()["refresh_token"],)) for _ in range(REFRESHERS)]
     for number in range(CALLERS):
         session = f"fault-load-{number}" if number % 2 else None
-        work.append((load.caller, (running.fresh_tokens()["access_token"], session)))
+        access_token = running.fresh_tokens()["access_token"]
+        assert mcp_status(running, access_token) == 200  # known to the caches before any outage
+        work.append((load.caller, (access_token, session)))
     threads = [threading.Thread(target=target, args=args, daemon=True) for target, args in work]
     for thread in threads:
         thread.start()
