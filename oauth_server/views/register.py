@@ -20,7 +20,8 @@ from oauth2_provider.views.dynamic_client_registration import DynamicClientRegis
 from infra import audit, ratelimit
 from infra.client_ip import bucket_key, django_client_ip
 from infra.errors import oauth_error
-from infra.locks import LockTimeout, cache_lock
+from infra.locks import LockTimeout, LockUnavailable, cache_lock
+from infra.outages import UNAVAILABLE
 from infra.urls import canonical_resource
 from oauth_server import throttle
 from oauth_server.clients.registration import (
@@ -70,6 +71,8 @@ class RegisterView(DynamicClientRegistrationView):
             # One registration at a time per IP bucket, so the stored-clients cap holds under concurrency.
             with cache_lock(f"register:{registered_from or '-'}"):
                 return self._register(request, registered_from)
+        except LockUnavailable:  # Redis is down: the outage's answer, as every endpoint gives it
+            return UNAVAILABLE.django_response()
         except LockTimeout:
             return oauth_error("temporarily_unavailable", "Another registration is in progress; retry", 503)
 

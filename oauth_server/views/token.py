@@ -8,7 +8,8 @@ from oauth2_provider import views as dot_views
 
 from infra.deadlines import deadline_in
 from infra.errors import completed_error, oauth_error
-from infra.locks import LockTimeout, cache_lock
+from infra.locks import LockTimeout, LockUnavailable, cache_lock
+from infra.outages import UNAVAILABLE
 from oauth_server import throttle
 from oauth_server.clients.authentication import conflicting_client_ids
 from oauth_server.extensions.refresh_grace import RefreshGrace
@@ -49,10 +50,12 @@ class TokenView(throttle.ConfidentialClientLimit, RefreshGrace, dot_views.TokenV
                 if grant_type == "refresh_token":
                     return self.refresh_with_grace(request, grant_secret)
                 return self.authorization_flow_token_response(request)
+        except LockUnavailable:  # Redis is down: the outage's answer, as every endpoint gives it
+            return UNAVAILABLE.django_response()
         except LockTimeout:
             return oauth_error(
                 "temporarily_unavailable",
-                "Another request is using this grant, or the lock store is unreachable; retry",
+                "Another request is using this grant; retry",
                 503,
                 {"Retry-After": "1"},
             )
