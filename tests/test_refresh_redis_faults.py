@@ -16,7 +16,7 @@ from oauth2_provider.models import RefreshToken
 
 from infra import redis_outage
 from infra.locks import LockTimeout, cache_lock
-from infra.outages import is_outage
+from infra.outages import RETRY_AFTER_SECONDS, is_outage
 from infra.shared_cache import async_redis, sync_redis
 from oauth_server.models import RefreshGraceCopy
 from tests.servers.redis_process import restarted
@@ -99,13 +99,16 @@ def test_a_rotation_that_committed_as_redis_died_is_answered_and_its_retry_gets_
 
 
 @pytest.mark.django_db
-def test_a_rotation_that_cannot_take_its_lock_answers_503_and_the_token_works_after_recovery(
+def test_a_rotation_that_cannot_take_its_lock_answers_the_outage_503_and_the_token_works_after_recovery(
     client, public_client, tokens, redis_cache, tmp_path, outage_clock
 ):
     url, process = redis_cache
     killed(process)
 
-    assert_retry_later(refresh(client, public_client.client_id, tokens["refresh_token"]))
+    unavailable = refresh(client, public_client.client_id, tokens["refresh_token"])
+
+    assert_retry_later(unavailable)
+    assert unavailable["Retry-After"] == str(RETRY_AFTER_SECONDS)  # an outage's, not a busy grant's 1 s
 
     assert RefreshToken.objects.get(token_checksum=checksum(tokens["refresh_token"])).revoked is None
     with restarted(url, tmp_path):

@@ -10,6 +10,7 @@ from oauth2_provider.models import AccessToken, Application
 
 from infra import audit
 from infra.client_ip import bucket_key
+from infra.outages import RETRY_AFTER_SECONDS
 from oauth_server.models import ClientRegistration
 from tests.fixtures.clients import (
     CLAUDE_AI_DCR,
@@ -18,6 +19,7 @@ from tests.fixtures.clients import (
     CURSOR_REDIRECT_URI,
     VSCODE_DCR,
 )
+from tests.support.cache import use_redis
 from tests.support.flow import basic, exchange, issue_code
 
 BASE = "http://127.0.0.1:8000"
@@ -486,3 +488,15 @@ def test_claude_ai_registers_through_its_trusted_redirect_uri_and_signs_in(setti
     )
     assert answer.status_code == 200, answer.content
     assert answer.json()["scope"] == "mcp"  # the unknown "claudeai" scope was dropped for the default
+
+
+def test_a_registration_whose_lock_store_is_down_gets_the_outage_503_and_stores_nothing(client, settings, own_redis):
+    url, process = own_redis
+    use_redis(settings, url, "registration-faults:")
+    process.kill()
+    process.wait(timeout=10)
+
+    response = register(client, public())
+
+    assert_refused(response, 503, "temporarily_unavailable")
+    assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
