@@ -9,7 +9,6 @@ so a revocation whose tombstone could not be written (Redis paused or down) hold
 No entry holds an upstream credential: the id_token is read only when asked for (`Identity.id_token`).
 """
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -26,6 +25,7 @@ from redis.exceptions import RedisError
 
 from infra import metrics
 from infra.shared_cache import async_redis, sync_redis
+from infra.single_flight import SingleFlight
 from mcp_gateway import revocations
 from mcp_gateway.identity import Identity
 from oauth_server.resources import mcp_resource
@@ -36,7 +36,8 @@ SHARED_SECONDS = 60
 MISS_SECONDS = 5
 LOCAL_MAX_ENTRIES = 10_000
 _local: dict[str, tuple[float, Identity | None]] = {}
-_in_flight: dict[str, "asyncio.Task[tuple[str, Identity | None]]"] = {}
+# Requests that miss the in-process entry together share one lookup (it expires for all of them at once).
+_lookups: SingleFlight[tuple[str, Identity | None]] = SingleFlight()
 
 
 def checksum(token: str) -> str:
@@ -58,7 +59,7 @@ class AccessTokenVerifier:
         if (hit := _local.get(token_checksum)) and hit[0] > now:
             metrics.token_validation("local", time.perf_counter() - started)
             return _unexpired(hit[1])
-        source, identity = await _looked_up(token_checksum)
+        source, identity = await _lookups.run(token_checksum, lambda: _shared_or_database(token_checksum))
         if len(_local) >= LOCAL_MAX_ENTRIES:
             for stale in [key for key, (until, _) in _local.items() if until <= now]:
                 del _local[stale]
@@ -73,22 +74,6 @@ access_tokens = AccessTokenVerifier()  # shared by /mcp and /user-tokens
 
 def _unexpired(identity: Identity | None) -> Identity | None:
     return identity if identity is not None and identity.expires > datetime.now(UTC) else None
-
-
-async def _looked_up(token_checksum: str) -> tuple[str, Identity | None]:
-    """One lookup per token at a time in this process: the requests that miss together share it.
-
-    Without this, every request in flight when the in-process entry expires reads Redis or the database
-    itself. The lookup is shielded, so a caller that goes away does not cancel it for the others.
-    """
-    task = _in_flight.get(token_checksum)
-    if task is None or task.get_loop() is not asyncio.get_running_loop():
-        task = asyncio.ensure_future(_shared_or_database(token_checksum))
-        _in_flight[token_checksum] = task
-        task.add_done_callback(
-            lambda done: _in_flight.pop(token_checksum, None) if _in_flight.get(token_checksum) is done else None
-        )
-    return await asyncio.shield(task)
 
 
 async def _shared_or_database(token_checksum: str) -> tuple[str, Identity | None]:
@@ -170,7 +155,7 @@ def invalidate(token_checksums: list[str]) -> None:
     """Forget revoked tokens at once: here, and in the shared cache that every worker reads."""
     for token_checksum in token_checksums:
         _local.pop(token_checksum, None)
-        _in_flight.pop(token_checksum, None)  # a lookup begun before the revocation is not shared any more
+        _lookups.forget(token_checksum)  # a lookup begun before the revocation is not shared any more
     redis = sync_redis()
     if redis is None or not token_checksums:
         return

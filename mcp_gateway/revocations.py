@@ -5,7 +5,6 @@ the tombstone cannot be written (Redis paused or down): every worker reads the r
 at most every POLL_SECONDS and refuses those tokens whatever its caches say.
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
+from infra.single_flight import SingleFlight
 from mcp_gateway.models import RecentRevocation
 
 log = logging.getLogger("muster.mcp")
@@ -41,14 +41,12 @@ class RecentRevocations:
         self._revoked: dict[str, float] = {}  # checksum -> when (clock) this worker may forget it
         self._read_at: float | None = None
         self._since = timezone.now() - timedelta(seconds=REMEMBER_SECONDS)  # a (re)started worker reads back
-        self._reading: asyncio.Task[None] | None = None
+        self._reads: SingleFlight[None] = SingleFlight()
 
     async def revoked(self, token_checksum: str) -> bool:
         """Whether the database says this token was revoked lately, as read at most POLL_SECONDS ago."""
         if self._read_at is None or self.clock() - self._read_at >= POLL_SECONDS:
-            if self._reading is None or self._reading.get_loop() is not asyncio.get_running_loop():
-                self._reading = asyncio.ensure_future(self._read())
-            await asyncio.shield(self._reading)  # the requests that find the view old together share one read
+            await self._reads.run(None, self._read)  # the requests that find the view old together share one read
         return token_checksum in self._revoked
 
     async def _read(self) -> None:
@@ -67,7 +65,6 @@ class RecentRevocations:
                 del self._revoked[token_checksum]
         finally:
             self._read_at = now
-            self._reading = None
 
 
 @database_sync_to_async
